@@ -1,0 +1,31 @@
+# The two commands of the README: `make train` and `make test`.
+# Both set up a local virtual environment first (idempotent: redone only when a
+# requirements file changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup train test lint clean
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.stamp
+
+train: setup
+	$(PY) scripts/train.py --config=configs/default.py
+
+test: setup
+	$(PY) -m ruff check azr_jax scripts tests configs
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+lint: setup
+	$(PY) -m ruff check azr_jax scripts tests configs
+	$(PY) -m ruff format --check azr_jax scripts tests configs
+
+clean:
+	rm -rf $(VENV) runs artifacts
