@@ -8,3 +8,41 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import fcntl  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+FAMILIES = ("qwen2", "qwen3", "llama", "gpt2")
+CACHE = Path(__file__).resolve().parent.parent / ".cache" / "test_checkpoints"
+
+
+def tiny_checkpoint(family: str, preset: str = "tiny", seed: int = 0) -> Path:
+    """A random HF checkpoint of `family`, built once and shared by all tests (and xdist workers)."""
+    from azr_jax.tiny_checkpoint import make_tiny_checkpoint
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = CACHE / f"{family}-{preset}-{seed}"
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "config.json").exists():
+            tmp = CACHE / f".building-{family}-{preset}-{seed}"
+            if tmp.exists():
+                import shutil
+
+                shutil.rmtree(tmp)
+            make_tiny_checkpoint(family, tmp, preset=preset, seed=seed)
+            tmp.rename(out)
+    return out
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def family_dir(request) -> Path:
+    """Parametrises a test over the four model families' tiny checkpoints."""
+    return tiny_checkpoint(request.param)
+
+
+@pytest.fixture(scope="session")
+def qwen2_dir() -> Path:
+    return tiny_checkpoint("qwen2")
