@@ -57,6 +57,10 @@ def test_single_member_and_zero_spread_give_zero_not_nan():
     adv = trr_advantages(np.array([1.0, 0.3]), np.array([0, 5]), eps=0.0)
     assert np.all(np.isfinite(adv)) and np.all(adv == 0.0)
     assert trr_advantages(np.array([]), np.array([], dtype=int)).shape == (0,)
+    # Equal rewards whose float mean is not exactly the reward still give exact zeros,
+    # even with eps=0 (rounding noise must not be blown up to +-1 or NaN).
+    adv = trr_advantages(np.full(3, 0.1), np.zeros(3, dtype=int), eps=0.0)
+    np.testing.assert_array_equal(adv, [0.0, 0.0, 0.0])
 
 
 def test_token_weighted_matches_hand_computation():
