@@ -304,7 +304,18 @@ def load_config(
 ) -> ModelConfig:
     from transformers import AutoConfig
 
+    from azr_jax.model_config import FAMILIES
+
     model_dir = resolve_model_dir(str(model_dir))
+    try:
+        model_type = json.loads((model_dir / "config.json").read_text()).get("model_type")
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{model_dir}/config.json is not valid JSON: {e}") from e
+    if model_type not in FAMILIES:
+        raise CheckpointError(
+            f"{model_dir}/config.json: model_type {model_type!r} is not supported; supported "
+            f"model types: {', '.join(sorted(FAMILIES))}"
+        )
     try:
         hf = AutoConfig.from_pretrained(model_dir)
     except (ValueError, KeyError) as e:
