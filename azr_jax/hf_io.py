@@ -371,7 +371,7 @@ def load_params(
                 entry.paths, _to_params(entry.kind, tensor, shapes), strict=True
             ):
                 target = _get(abstract, path)
-                value = np.asarray(value, dtype=target.dtype)
+                value = np.ascontiguousarray(value, dtype=target.dtype)
                 filled[path] = _place(
                     value,
                     None

@@ -49,8 +49,9 @@ def _greedy_jax(params, cfg, ids, mask, steps):
     return np.stack(out, 1)
 
 
-def compare(model_dir: str | Path, dtype: str = "float32", new_tokens: int = 8,
-            prompts=PROMPTS) -> dict[str, Any]:
+def compare(
+    model_dir: str | Path, dtype: str = "float32", new_tokens: int = 8, prompts=PROMPTS
+) -> dict[str, Any]:
     """Loads `model_dir` both ways and compares logits (non-pad positions) and greedy tokens."""
     import torch
     import transformers as tf
@@ -60,16 +61,22 @@ def compare(model_dir: str | Path, dtype: str = "float32", new_tokens: int = 8,
     tokenizer = hf_io.load_tokenizer(model_dir)
     ids, mask = left_pad(tokenizer, prompts)
     pos = np.maximum(np.cumsum(mask, -1) - 1, 0)
-    logits, _ = model_lib.forward(params, cfg, jnp.asarray(ids), jnp.asarray(pos), jnp.asarray(mask))
+    logits, _ = model_lib.forward(
+        params, cfg, jnp.asarray(ids), jnp.asarray(pos), jnp.asarray(mask)
+    )
     ours = np.asarray(logits, np.float32)
 
     hf = tf.AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
     with torch.no_grad():
-        ref = hf(
-            input_ids=torch.tensor(ids, dtype=torch.long),
-            attention_mask=torch.tensor(mask, dtype=torch.long),
-            position_ids=torch.tensor(pos, dtype=torch.long),
-        ).logits.float().numpy()
+        ref = (
+            hf(
+                input_ids=torch.tensor(ids, dtype=torch.long),
+                attention_mask=torch.tensor(mask, dtype=torch.long),
+                position_ids=torch.tensor(pos, dtype=torch.long),
+            )
+            .logits.float()
+            .numpy()
+        )
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         gen = hf.generate(
             input_ids=torch.tensor(ids, dtype=torch.long),

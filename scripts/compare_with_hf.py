@@ -13,7 +13,9 @@ from absl import app, flags
 from azr_jax.parity import compare
 
 flags.DEFINE_string("model_dir", None, "Hugging Face model directory (or hub name).", required=True)
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Weights and compute dtype, both sides.")
+flags.DEFINE_enum(
+    "dtype", "float32", ["float32", "bfloat16"], "Weights and compute dtype, both sides."
+)
 flags.DEFINE_integer("new_tokens", 8, "Greedy tokens to compare.")
 FLAGS = flags.FLAGS
 

@@ -1,6 +1,6 @@
 """Writes a random-init tiny Hugging Face checkpoint (model + locally trained tokenizer).
 
-    python scripts/make_tiny_checkpoint.py --family qwen2 --out /tmp/tiny-qwen2 [--preset tiny] [--seed 0]
+python scripts/make_tiny_checkpoint.py --family qwen2 --out /tmp/tiny-qwen2 [--preset tiny] [--seed 0]
 """
 
 from absl import app, flags

@@ -43,7 +43,9 @@ def test_export_round_trip_gives_same_logits_in_transformers(family_dir, tmp_pat
     out = hf_io.save_hf(params, cfg, tmp_path / "export", family_dir)
     cfg2, params2 = hf_io.load_hf(out)
     assert cfg2 == cfg
-    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params2), strict=True):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params2), strict=True
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     ids = np.arange(3, 15, dtype=np.int64)[None]
     ref_model = tf.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
@@ -61,7 +63,9 @@ def test_sharded_checkpoint_with_index_loads(qwen2_dir, tmp_path):
     index = json.loads((out / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 2
     _, params2 = hf_io.load_hf(out)
-    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params2), strict=True):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(params2), strict=True
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # transformers reads our sharded export too
     tf.AutoModelForCausalLM.from_pretrained(out)
@@ -88,16 +92,23 @@ def test_shape_mismatch_is_named(qwen2_dir, tmp_path):
     d = _copy(qwen2_dir, tmp_path / "m")
 
     def cut(t):
-        t["model.layers.0.self_attn.k_proj.weight"] = t["model.layers.0.self_attn.k_proj.weight"][:-1]
+        t["model.layers.0.self_attn.k_proj.weight"] = t["model.layers.0.self_attn.k_proj.weight"][
+            :-1
+        ]
 
     _rewrite(d / "model.safetensors", cut)
-    with pytest.raises(CheckpointError, match=r"k_proj\.weight.*shape.*model\.safetensors|model\.safetensors.*k_proj\.weight.*shape"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"k_proj\.weight.*shape.*model\.safetensors|model\.safetensors.*k_proj\.weight.*shape",
+    ):
         hf_io.load_hf(d)
 
 
 def test_unexpected_tensor_is_named(qwen2_dir, tmp_path):
     d = _copy(qwen2_dir, tmp_path / "m")
-    _rewrite(d / "model.safetensors", lambda t: t.update({"model.extra.weight": np.zeros(3, np.float32)}))
+    _rewrite(
+        d / "model.safetensors", lambda t: t.update({"model.extra.weight": np.zeros(3, np.float32)})
+    )
     with pytest.raises(CheckpointError, match=r"model\.extra\.weight"):
         hf_io.load_hf(d)
 
@@ -111,7 +122,9 @@ def test_corrupt_file_is_named(qwen2_dir, tmp_path, damage):
         f.write_bytes(raw[: len(raw) - 1000])
     else:
         f.write_bytes(struct.pack("<Q", 50) + b"{not json" + raw[17:])
-    with pytest.raises(CheckpointError, match="model.safetensors.*corrupt|corrupt.*model.safetensors"):
+    with pytest.raises(
+        CheckpointError, match="model.safetensors.*corrupt|corrupt.*model.safetensors"
+    ):
         hf_io.load_hf(d)
 
 

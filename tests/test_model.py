@@ -62,8 +62,13 @@ def test_cached_incremental_forward_equals_full_forward(qwen2_dir, chunks):
     for c in chunks:
         sl = slice(start, start + c)
         logits, cache = model_lib.forward(
-            params, cfg, jnp.asarray(ids[:, sl]), jnp.asarray(pos[:, sl]), jnp.asarray(kv_mask),
-            cache, jnp.int32(start),
+            params,
+            cfg,
+            jnp.asarray(ids[:, sl]),
+            jnp.asarray(pos[:, sl]),
+            jnp.asarray(kv_mask),
+            cache,
+            jnp.int32(start),
         )
         outs.append(np.asarray(logits))
         start += c

@@ -9,7 +9,11 @@ from azr_jax import hf_io
 from azr_jax import model as model_lib
 from azr_jax import sharding as shd
 
-MESHES = [dict(data=2, fsdp=2, tensor=2), dict(data=1, fsdp=8, tensor=1), dict(data=4, fsdp=1, tensor=2)]
+MESHES = [
+    dict(data=2, fsdp=2, tensor=2),
+    dict(data=1, fsdp=8, tensor=1),
+    dict(data=4, fsdp=1, tensor=2),
+]
 
 
 def test_eight_fake_devices():
@@ -17,7 +21,11 @@ def test_eight_fake_devices():
 
 
 def test_make_mesh_fills_the_rest_and_rejects_bad_sizes():
-    assert dict(shd.make_mesh(data=-1, fsdp=2, tensor=2).shape) == {"data": 2, "fsdp": 2, "tensor": 2}
+    assert dict(shd.make_mesh(data=-1, fsdp=2, tensor=2).shape) == {
+        "data": 2,
+        "fsdp": 2,
+        "tensor": 2,
+    }
     assert dict(shd.make_mesh(data=1, fsdp=-1).shape) == {"data": 1, "fsdp": 8, "tensor": 1}
     with pytest.raises(ValueError, match="only one axis may be -1"):
         shd.make_mesh(data=-1, fsdp=-1)
@@ -48,7 +56,9 @@ def test_sharded_forward_equals_unsharded(qwen2_dir, mesh_shape):
     assert params["layers"][1]["mlp"]["down"]["kernel"].sharding.spec == P("tensor", "fsdp")
     assert params["embed"].sharding.spec == P("tensor", "fsdp")
     want = shd.tree_shardings(model_lib.abstract_params(cfg), axes, mesh)
-    for got, exp in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(want), strict=True):
+    for got, exp in zip(
+        jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(want), strict=True
+    ):
         assert got.sharding == exp
     # Each device holds only its slice of a sharded weight.
     n_shards = mesh.shape["fsdp"] * mesh.shape["tensor"]

