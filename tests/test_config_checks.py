@@ -25,10 +25,18 @@ def test_default_config_is_valid():
     "key, value, pattern",
     [
         ("num_steps", -1, r"--config\.num_steps"),
-        ("model_name", "/nonexistent/model", r"--config\.model_name.*not a Hugging Face model directory"),
+        (
+            "model_name",
+            "/nonexistent/model",
+            r"--config\.model_name.*not a Hugging Face model directory",
+        ),
         ("model.dtype", "float8", r"--config\.model\.dtype"),
         ("sampling.top_p", 0.0, r"--config\.sampling\.top_p"),
-        ("sampling.batch_size", 3, r"--config\.sampling\.batch_size.*multiple of mesh data x fsdp = 2"),
+        (
+            "sampling.batch_size",
+            3,
+            r"--config\.sampling\.batch_size.*multiple of mesh data x fsdp = 2",
+        ),
         ("azr.task_types", ("code_o", "code_x"), r"--config\.azr\.task_types"),
         ("azr.num_inputs", 3, r"--config\.azr\.num_inputs"),
         ("rl.aggregation", "sum", r"--config\.rl\.aggregation.*token-mean"),
@@ -66,3 +74,28 @@ def test_update_batch_must_divide_over_the_mesh():
     c.azr.batch_size = 1  # 2 roles x 3 types x 1 = 6 rows over 4 devices
     with pytest.raises(ConfigError, match=r"--config\.azr\.batch_size.*6 rows.*data x fsdp = 4"):
         check_config(c, num_devices=4)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "qwen2.5-coder-3b",
+        "qwen2.5-coder-7b",
+        "qwen2.5-coder-14b",
+        "qwen2.5-7b",
+        "llama-3.1-8b",
+        "qwen3-4b-base",
+    ],
+)
+@pytest.mark.parametrize("host, devices", [("v4-8", 4), ("v5e-8", 8), ("v5p-8", 4), ("gpu-8", 8)])
+def test_paper_presets_are_valid_on_their_hosts(model, host, devices):
+    c = load("azr", f"{model},{host}")
+    c.model_name = ""  # hub names are checked at load time, not here
+    c.eval.every_steps = 0
+    check_config(c, num_devices=devices)
+    assert c.rl.learning_rate == 1e-6 and c.azr.batch_size == 64 and c.azr.n_rollouts == 8
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ValueError, match="unknown model 'gpt-9'"):
+        load("azr", "gpt-9")

@@ -1,0 +1,90 @@
+"""The paper's runs: AZR hyperparameters (AZR_SPEC sections 1-4) for each model, per host type.
+
+    python scripts/train.py --config=configs/azr.py:qwen2.5-coder-7b
+    python scripts/train.py --config=configs/azr.py:qwen2.5-coder-7b,v5e-8 --config.output_dir=gs://...
+    python scripts/train.py --config=configs/azr.py:qwen3-4b-base,gpu-8 --config.rl.learning_rate=2e-6
+
+The argument is `MODEL[,HOST]`; HOST is one of v4-8, v5e-8, v5p-8, gpu-8 (default gpu-8). Any key
+can still be overridden with --config.KEY=VALUE.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import ml_collections
+
+# model preset -> (Hugging Face name, parameters in billions)
+MODELS = {
+    "qwen2.5-coder-3b": ("Qwen/Qwen2.5-Coder-3B", 3.1),
+    "qwen2.5-coder-7b": ("Qwen/Qwen2.5-Coder-7B", 7.6),
+    "qwen2.5-coder-14b": ("Qwen/Qwen2.5-Coder-14B", 14.8),
+    "qwen2.5-7b": ("Qwen/Qwen2.5-7B", 7.6),
+    "llama-3.1-8b": ("meta-llama/Llama-3.1-8B", 8.0),
+    "qwen3-4b-base": ("Qwen/Qwen3-4B-Base", 4.0),
+}
+# host -> (devices, GiB of accelerator memory per device)
+HOSTS = {
+    "v4-8": (4, 32),  # TPU v4-8: 4 chips x 32 GiB HBM
+    "v5e-8": (8, 16),  # TPU v5e-8 (v5litepod-8): 8 chips x 16 GiB HBM
+    "v5p-8": (4, 95),  # TPU v5p-8: 4 chips x 95 GiB HBM
+    "gpu-8": (8, 80),  # 8 x H100/A100 80 GB
+}
+
+
+def _default():
+    spec = importlib.util.spec_from_file_location("default", Path(__file__).with_name("default.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config()
+
+
+def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDict:
+    model, _, host = (arg or "qwen2.5-coder-7b").partition(",")
+    host = host or "gpu-8"
+    if model not in MODELS:
+        raise ValueError(f"configs/azr.py: unknown model {model!r}; choose one of {sorted(MODELS)}")
+    if host not in HOSTS:
+        raise ValueError(f"configs/azr.py: unknown host {host!r}; choose one of {sorted(HOSTS)}")
+    hf_name, billions = MODELS[model]
+    devices, gib = HOSTS[host]
+    c = _default()
+    c.model_name = hf_name
+    c.output_dir = f"runs/{model}-{host}"
+    c.num_steps = 500  # paper: 500 steps
+
+    # Memory per device for training: weights + AdamW moments (same dtype) + gradients, all
+    # fsdp-sharded. float32 everywhere needs 16 bytes/param; bfloat16 weights 8 bytes/param.
+    f32_gib = 16 * billions / devices
+    c.model.param_dtype = "float32" if f32_gib < 0.5 * gib else "bfloat16"
+    c.model.dtype = "bfloat16"
+    c.model.remat = True  # 8k-token responses: recompute activations
+
+    c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 1, -1, 1
+
+    c.sampling.temperature = 1.0  # paper rollouts: temperature 1.0, top-p 1.0
+    c.sampling.top_p = 1.0
+    c.sampling.max_prompt_len = 6144
+    c.sampling.max_new_tokens = 8096
+    c.sampling.batch_size = 64
+
+    c.executor.workers = 8
+    c.executor.timeout_s = 10.0  # paper: 10 s
+    c.executor.memory_mb = 1024
+
+    c.azr.batch_size = 64  # 64 per (task type, role): 384 sequences per update
+    c.azr.n_rollouts = 8
+    c.azr.num_references = 6
+    c.azr.seed_buffer_size = 256  # seeding phase with the base model before training
+
+    c.rl.learning_rate = 1e-6  # constant, AdamW, clip 1.0
+    c.rl.schedule = "constant"
+    c.rl.entropy_coef = 0.001
+    c.rl.clip_eps = 0.2
+    c.rl.kl_coef = 0.0
+    c.rl.micro_batch_size = 64 if devices == 8 else 32  # a multiple of the mesh's data x fsdp
+
+    c.checkpoint.interval_steps = 25
+    c.checkpoint.max_to_keep = 3
+    c.eval.every_steps = 50
+    c.eval.max_new_tokens = 1024
+    return c
