@@ -203,7 +203,9 @@ def _check_matches(stored_flat: dict[tuple, Any], abstract: Any, path: Path) -> 
                 f"this run expects {want.dtype}{list(want.shape)}"
             )
     if problems:
-        shown = problems[:20] + ([f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        shown = problems[:20] + (
+            [f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else []
+        )
         raise ValueError(
             f"checkpoint {path} does not match the state being restored; it belongs to another "
             "config (model size, optimizer or state layout):\n"
