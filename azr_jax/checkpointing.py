@@ -186,22 +186,21 @@ class Checkpointer:
 def _check_matches(stored_flat: dict[tuple, Any], abstract: Any, path: Path) -> None:
     """A ValueError listing every key whose presence, shape or dtype differs."""
     wanted_flat = ocp.tree.to_flat_dict(ocp.tree.serialize_tree(abstract, keep_empty_nodes=True))
-    problems = []
-    for key in sorted(stored_flat.keys() | wanted_flat.keys()):
+    differ, missing, extra = [], [], []
+    for key in sorted(stored_flat.keys() | wanted_flat.keys(), key=str):
         name = ".".join(str(k) for k in key)
         if key not in wanted_flat:
-            problems.append(f"  {name}: in the checkpoint but not in the state being restored")
-            continue
-        if key not in stored_flat:
-            problems.append(f"  {name}: missing from the checkpoint")
-            continue
-        have = stored_flat[key]
-        want = _stored_form(wanted_flat[key])
-        if tuple(have.shape) != tuple(want.shape) or have.dtype != want.dtype:
-            problems.append(
-                f"  {name}: checkpoint has {have.dtype}{list(have.shape)}, "
-                f"this run expects {want.dtype}{list(want.shape)}"
-            )
+            extra.append(f"  {name}: in the checkpoint but not in the state being restored")
+        elif key not in stored_flat:
+            missing.append(f"  {name}: missing from the checkpoint")
+        else:
+            have, want = stored_flat[key], _stored_form(wanted_flat[key])
+            if tuple(have.shape) != tuple(want.shape) or have.dtype != want.dtype:
+                differ.append(
+                    f"  {name}: checkpoint has {have.dtype}{list(have.shape)}, "
+                    f"this run expects {want.dtype}{list(want.shape)}"
+                )
+    problems = differ + missing + extra
     if problems:
         shown = problems[:20] + (
             [f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else []
