@@ -1,0 +1,233 @@
+"""Crash-safe checkpoints of a run: device state (sharded arrays) and host state (JSON) together.
+
+One Orbax step directory `<directory>/<step>/` holds both items:
+  device/ - a pytree of jax arrays (params, optimizer state, step, rng key, ...), written shard
+            by shard from every process (Orbax `StandardSave`),
+  host/   - plain JSON-able data the next step depends on (replay buffers with their numpy RNG
+            states, host RNG state, ...), written by the primary process (`JsonSave`).
+Orbax writes a step into `<step>.orbax-checkpoint-tmp-*` and renames it to `<step>` only once
+both items are complete, so a step is either whole or absent: a process killed mid-save leaves a
+tmp directory that `latest_step`/`restore` never see (and that the next `Checkpointer` removes).
+
+Multi-host: every process must call `save` and `restore` with the same arguments; Orbax
+coordinates the writes and the commit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+_DEVICE = "device"
+_HOST = "host"
+
+
+class Checkpointer:
+    """Saves every `save_interval_steps` steps, keeps the newest `max_to_keep` steps.
+
+    Example:
+        ckpt = Checkpointer(workdir / "checkpoints", save_interval_steps=50, max_to_keep=3)
+        if (step := ckpt.latest_step()) is not None:
+            state, host = ckpt.restore(step, abstract_state)
+        ...
+        ckpt.save(step, state, host)  # no-op unless step % 50 == 0
+        ckpt.save(last_step, state, host, force=True)
+        ckpt.close()
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        save_interval_steps: int,
+        max_to_keep: int | None,
+        async_save: bool = True,
+    ):
+        """Opens (or creates) the checkpoint directory.
+
+        Args:
+            directory: where the step directories live (absolute, or relative to the cwd).
+            save_interval_steps: `save` writes only steps that are a multiple of this (or a
+                preemption step, or `force=True`).
+            max_to_keep: newest steps to keep; older ones are deleted after a new step commits.
+                None keeps all.
+            async_save: write in a background thread; `save` returns once the arrays are
+                copied to host memory. The next `save`, `wait` and `close` wait for it.
+        """
+        if save_interval_steps < 1:
+            raise ValueError(f"save_interval_steps={save_interval_steps} must be >= 1")
+        if max_to_keep is not None and max_to_keep < 1:
+            raise ValueError(f"max_to_keep={max_to_keep} must be >= 1 (or None to keep all)")
+        self.directory = Path(directory).absolute()
+        policies = ocp.checkpoint_managers
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep,
+            # Exactly "every N steps, or when the cluster signals preemption": Orbax's default
+            # would also save whatever step comes first in an empty directory.
+            save_decision_policy=policies.AnySavePolicy(
+                [
+                    policies.FixedIntervalPolicy(save_interval_steps),
+                    policies.PreemptionCheckpointingPolicy(),
+                ]
+            ),
+            enable_async_checkpointing=async_save,
+            # Removes `<step>.orbax-checkpoint-tmp-*` left by a killed save; finished steps are
+            # never touched.
+            cleanup_tmp_directories=True,
+            create=True,
+        )
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=options,
+            item_handlers={
+                _DEVICE: ocp.StandardCheckpointHandler(),
+                _HOST: ocp.JsonCheckpointHandler(),
+            },
+        )
+
+    def save(self, step: int, device_state: Any, host_state: Any, force: bool = False) -> bool:
+        """Saves `step` if the interval policy (or `force`) says so; returns whether it did.
+
+        Args:
+            step: the training step the state is *after*; restoring it resumes at `step + 1`.
+            device_state: pytree of jax arrays, any sharding.
+            host_state: JSON-able data (dicts, lists, str, int, float, bool, None). Tuples come
+                back as lists.
+            force: save regardless of the interval (e.g. the final step). Saving a step that
+                already exists is an error.
+        """
+        return self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                **{
+                    _DEVICE: ocp.args.StandardSave(device_state),
+                    _HOST: ocp.args.JsonSave(host_state),
+                }
+            ),
+            force=force,
+        )
+
+    def latest_step(self) -> int | None:
+        """The newest complete step, or None if there is none."""
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        """All complete steps, oldest first."""
+        return sorted(self._manager.all_steps())
+
+    def restore(self, step: int | None, abstract_device_state: Any) -> tuple[Any, Any]:
+        """Restores `(device_state, host_state)` of `step` (None: the latest step).
+
+        Args:
+            step: which step; None picks `latest_step()`.
+            abstract_device_state: pytree of `jax.ShapeDtypeStruct` with `sharding` set, of the
+                same structure, shapes and dtypes as the saved device state. Arrays are read
+                straight into those shardings (the mesh may differ from the one that saved).
+
+        Raises:
+            FileNotFoundError: no such step (or no step at all).
+            ValueError: the checkpoint's tree, shapes or dtypes differ from
+                `abstract_device_state` (it belongs to another config); names every mismatch.
+            RuntimeError: the step directory is unreadable (corrupted); names the path. Nothing
+                is deleted.
+        """
+        self.wait()
+        steps = self.all_steps()
+        if step is None:
+            if not steps:
+                raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
+            step = steps[-1]
+        if step not in steps:
+            raise FileNotFoundError(
+                f"no complete checkpoint for step {step} in {self.directory}; have {steps}"
+            )
+        path = self.directory / str(step)
+        try:
+            stored = self._manager.item_metadata(step)[_DEVICE]
+            stored_tree = stored.tree if hasattr(stored, "tree") else stored
+            stored_flat = ocp.tree.to_flat_dict(stored_tree)
+            if not stored_flat:
+                raise FileNotFoundError(f"no array metadata in {path / _DEVICE}")
+        except Exception as e:
+            raise _corrupted(path, steps, e) from e
+        _check_matches(stored_flat, abstract_device_state, path)
+        try:
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    **{
+                        _DEVICE: ocp.args.StandardRestore(abstract_device_state),
+                        _HOST: ocp.args.JsonRestore(),
+                    }
+                ),
+            )
+        except Exception as e:
+            raise _corrupted(path, steps, e) from e
+        return restored[_DEVICE], restored[_HOST]
+
+    def wait(self) -> None:
+        """Blocks until a pending async save has committed."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Waits for pending saves and releases Orbax's resources."""
+        self._manager.close()
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_matches(stored_flat: dict[tuple, Any], abstract: Any, path: Path) -> None:
+    """A ValueError listing every key whose presence, shape or dtype differs."""
+    wanted_flat = ocp.tree.to_flat_dict(ocp.tree.serialize_tree(abstract, keep_empty_nodes=True))
+    differ, missing, extra = [], [], []
+    for key in sorted(stored_flat.keys() | wanted_flat.keys(), key=str):
+        name = ".".join(str(k) for k in key)
+        if key not in wanted_flat:
+            extra.append(f"  {name}: in the checkpoint but not in the state being restored")
+        elif key not in stored_flat:
+            missing.append(f"  {name}: missing from the checkpoint")
+        else:
+            have, want = stored_flat[key], _stored_form(wanted_flat[key])
+            if tuple(have.shape) != tuple(want.shape) or have.dtype != want.dtype:
+                differ.append(
+                    f"  {name}: checkpoint has {have.dtype}{list(have.shape)}, "
+                    f"this run expects {want.dtype}{list(want.shape)}"
+                )
+    problems = differ + missing + extra
+    if problems:
+        shown = problems[:20] + (
+            [f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else []
+        )
+        raise ValueError(
+            f"checkpoint {path} does not match the state being restored; it belongs to another "
+            "config (model size, optimizer or state layout):\n"
+            + "\n".join(shown)
+            + "\nUse the config that wrote it, or a fresh workdir."
+        )
+
+
+def _stored_form(leaf: Any) -> jax.ShapeDtypeStruct:
+    """Shape and dtype as Orbax stores a leaf: a typed PRNG key is saved as its uint32 data."""
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return jax.eval_shape(jax.random.key_data, jax.ShapeDtypeStruct(leaf.shape, leaf.dtype))
+    return leaf
+
+
+def _corrupted(path: Path, steps: list[int], cause: Exception) -> RuntimeError:
+    older = [s for s in steps if s < int(path.name)]
+    hint = (
+        f"move it aside to resume from step {older[-1]}"
+        if older
+        else "no older complete step exists; start from a fresh workdir"
+    )
+    return RuntimeError(
+        f"checkpoint {path} is unreadable (corrupted or partially deleted): "
+        f"{type(cause).__name__}: {str(cause)[:500]}. Nothing was deleted; {hint}."
+    )
