@@ -77,10 +77,7 @@ def _enter_sandbox(ctx: Any, scratch: str, result_fd: int, probing: dict | None 
     os.dup2(ctx.devnull_fd, 2)
     if result_fd != RESULT_FD:
         os.dup2(result_fd, RESULT_FD)
-    # Nothing of the zygote stays reachable: its pipes, other children's pipes, its queue.
-    os.closerange(RESULT_FD + 1, 1 << 20)
-    ctx.scrub()
-    os.environ.clear()
+    ctx.scrub()  # the zygote's queue of other jobs, its buffers
     enabled = ctx.enabled
 
     def step(name: str, fn: Any, *args: Any) -> bool:
@@ -109,8 +106,7 @@ def _enter_sandbox(ctx: Any, scratch: str, result_fd: int, probing: dict | None 
     net = enabled["landlock_net"] and abi >= 4
     scope = enabled["landlock_scope"] and abi >= 6
     if fs or net or scope:
-        applied = step("landlock", layers.apply_landlock, abi, ctx.read_paths, scratch, fs, net,
-                       scope)
+        applied = step("landlock", layers.apply_landlock, abi, ctx.read_rules, scratch, fs, net, scope)
         if probing is not None:
             probing.pop("landlock")
             probing.update(landlock_fs=applied and fs, landlock_net=applied and net,
@@ -118,29 +114,34 @@ def _enter_sandbox(ctx: Any, scratch: str, result_fd: int, probing: dict | None 
     elif probing is not None:
         probing.update(landlock_fs=False, landlock_net=False, landlock_scope=False)
     if ctx.seccomp_bpf is not None:
-        step("seccomp", layers.apply_seccomp, ctx.seccomp_bpf, os.getpid())
+        step("seccomp", layers.apply_seccomp, ctx.seccomp_bpf, ctx.seccomp_offsets, os.getpid())
     elif probing is not None:
         probing["seccomp"] = False
+    # Nothing of the zygote stays reachable: its pipes, other children's pipes, its rule fds.
+    os.closerange(RESULT_FD + 1, 1 << 20)
 
 
-def _execute(job: dict, ctx: Any) -> dict:
-    banned = ctx.banned_modules
-    program_builtins = {
-        k: v for k, v in builtins.__dict__.items() if k not in ctx.banned_builtins
-    }
+def program_builtins(banned_modules: frozenset, banned_builtins: frozenset) -> dict:
+    """The builtins a program sees (built once in the zygote; the import guard included)."""
     modules = sys.modules
 
     def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
         if not _authentic_module_namespace(globals, modules):
             full = name if level == 0 else "." + name
             for candidate in [full] + [f"{full}.{item}" for item in fromlist or ()]:
-                if type(candidate) is str and _is_banned(candidate, banned):
+                if type(candidate) is str and _is_banned(candidate, banned_modules):
                     raise BannedModuleError(f"module {candidate} is banned")
         return _real_import(name, globals, locals, fromlist, level)
 
-    builtins.__import__ = guarded_import
-    program_builtins["__import__"] = guarded_import
-    namespace = {"__name__": PROGRAM_NAME, "__builtins__": program_builtins}
+    allowed = {k: v for k, v in builtins.__dict__.items() if k not in banned_builtins}
+    allowed["__import__"] = guarded_import
+    return allowed
+
+
+def _execute(job: dict, ctx: Any) -> dict:
+    allowed = ctx.program_builtins
+    builtins.__import__ = allowed["__import__"]
+    namespace = {"__name__": PROGRAM_NAME, "__builtins__": allowed}
     try:
         exec(compile(job["c"], "<program>", "exec"), namespace)
         fn = namespace.get(job.get("e", "f"))
@@ -156,7 +157,10 @@ def _execute(job: dict, ctx: Any) -> dict:
             )
             equal = out == expected
             out = equal if type(equal) is bool else bool(equal)
-        text = literals.output_repr(out, max_chars=ctx.max_output_chars, max_depth=ctx.max_depth)
+        # The parent parses the text again; the type check here is what makes it trustworthy.
+        text = literals.output_repr(
+            out, max_chars=ctx.max_output_chars, max_depth=ctx.max_depth, round_trip=False
+        )
     except BannedModuleError as e:
         return {"s": "rejected", "t": "BannedModule", "m": _message(e)}
     except literals.LiteralError as e:

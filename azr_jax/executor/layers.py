@@ -103,6 +103,10 @@ _libc.syscall.restype = ctypes.c_long
 _libc.prctl.restype = ctypes.c_int
 
 
+def _syscall(nr: int, *args: Any) -> int:
+    return _libc.syscall(ctypes.c_long(nr), *args)
+
+
 class LayerError(OSError):
     """A layer could not be applied."""
 
@@ -160,8 +164,11 @@ def landlock_abi() -> int:
     return max(int(rc), 0)
 
 
-def seccomp_template(pyseccomp_path: str | None) -> bytes | None:
-    """The BPF program of the child filter with a placeholder pid, or None if unavailable."""
+def seccomp_template(pyseccomp_path: str | None) -> tuple[bytes, list[int]] | None:
+    """The child filter's BPF program with a placeholder pid and the placeholder's offsets.
+
+    None when libseccomp or its binding is unavailable.
+    """
     if not pyseccomp_path:
         return None
     try:
@@ -191,10 +198,9 @@ def seccomp_template(pyseccomp_path: str | None) -> bytes | None:
             program = r.read()
     except Exception:
         return None
-    hits = sum(
-        1 for i in range(0, len(program), 8) if program[i + 4 : i + 8] == _pid_bytes(_PID_PLACEHOLDER)
-    )
-    return program if hits else None
+    placeholder = _pid_bytes(_PID_PLACEHOLDER)
+    offsets = [i + 4 for i in range(0, len(program), 8) if program[i + 4 : i + 8] == placeholder]
+    return (program, offsets) if offsets else None
 
 
 def _pid_bytes(pid: int) -> bytes:
@@ -242,69 +248,60 @@ def set_no_new_privs() -> None:
     _prctl(_PR_SET_NO_NEW_PRIVS, 1)
 
 
+def landlock_read_rules(paths: list[str]) -> list[bytes]:
+    """Packed read-only rules for `paths` (O_PATH fds the zygote keeps open for its life)."""
+    rules = []
+    kept: list[str] = []
+    for path in sorted({os.path.realpath(p) for p in paths}):
+        if not os.path.exists(path) or any(path.startswith(k + "/") for k in kept):
+            continue
+        kept.append(path)
+        rights = _LL_READ_FILE | (_LL_READ_DIR if os.path.isdir(path) else 0)
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        rules.append(struct.pack("<Qi", rights, fd))
+    return rules
+
+
 def apply_landlock(
-    abi: int, read_paths: list[str], scratch: str, fs: bool, net: bool, scope: bool
+    abi: int, read_rules: list[bytes], scratch: str, fs: bool, net: bool, scope: bool
 ) -> None:
-    """Restricts this process: reads under `read_paths`, anything under `scratch` only."""
+    """Restricts this process: reads as `read_rules` allow, anything under `scratch` only."""
     handled_fs = (1 << 13) - 1
     handled_fs |= (_LL_REFER if abi >= 2 else 0) | (_LL_TRUNCATE if abi >= 3 else 0)
     handled_fs |= _LL_IOCTL_DEV if abi >= 5 else 0
     handled_net = _LL_NET_BIND_TCP | _LL_NET_CONNECT_TCP if net and abi >= 4 else 0
     scoped = _LL_SCOPE_ABSTRACT_UNIX | _LL_SCOPE_SIGNAL if scope and abi >= 6 else 0
     size = 8 if abi < 4 else 16 if abi < 6 else 24
-    attr = ctypes.create_string_buffer(
-        struct.pack("<QQQ", handled_fs if fs else 0, handled_net, scoped)[:size], size
-    )
+    attr = struct.pack("<QQQ", handled_fs if fs else 0, handled_net, scoped)[:size]
+    syscall = _syscall
     ruleset = _check(
-        _libc.syscall(
-            ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), attr, ctypes.c_size_t(size), 0
-        ),
+        syscall(_SYS_LANDLOCK_CREATE_RULESET, attr, ctypes.c_size_t(size), 0),
         "landlock_create_ruleset",
     )
     try:
         if fs:
-            file_rights = _LL_READ_FILE
-            rules = [(p, _LL_READ_FILE | _LL_READ_DIR) for p in read_paths]
-            rules.append((scratch, handled_fs))
-            for path, rights in rules:
-                try:
-                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    continue
-                try:
-                    if not os.path.isdir(path):
-                        rights &= file_rights | _LL_WRITE_FILE | _LL_EXECUTE | _LL_TRUNCATE
-                    rule = ctypes.create_string_buffer(struct.pack("<Qi", rights, fd), 12)
+            scratch_fd = os.open(scratch, os.O_PATH | os.O_CLOEXEC)
+            try:
+                own = struct.pack("<Qi", handled_fs, scratch_fd)
+                for rule in (*read_rules, own):
                     _check(
-                        _libc.syscall(
-                            ctypes.c_long(_SYS_LANDLOCK_ADD_RULE),
-                            ctypes.c_int(ruleset),
-                            ctypes.c_int(_LANDLOCK_RULE_PATH_BENEATH),
-                            rule,
-                            ctypes.c_uint32(0),
-                        ),
-                        f"landlock_add_rule({path})",
+                        syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, rule, 0),
+                        "landlock_add_rule",
                     )
-                finally:
-                    os.close(fd)
+            finally:
+                os.close(scratch_fd)
         set_no_new_privs()
-        _check(
-            _libc.syscall(
-                ctypes.c_long(_SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)
-            ),
-            "landlock_restrict_self",
-        )
+        _check(syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
     finally:
         os.close(ruleset)
 
 
-def apply_seccomp(template: bytes, pid: int) -> None:
-    """Loads the zygote's BPF program with this child's pid patched in."""
+def apply_seccomp(template: bytes, offsets: list[int], pid: int) -> None:
+    """Loads the zygote's BPF program with this child's pid patched in at `offsets`."""
     program = bytearray(template)
-    placeholder, own = _pid_bytes(_PID_PLACEHOLDER), _pid_bytes(pid)
-    for i in range(0, len(program), 8):
-        if program[i + 4 : i + 8] == placeholder:
-            program[i + 4 : i + 8] = own
+    own = _pid_bytes(pid)
+    for offset in offsets:
+        program[offset : offset + 4] = own
     buffer = (ctypes.c_char * len(program)).from_buffer(program)
     fprog = _SockFprog(len(program) // 8, ctypes.addressof(buffer))
     set_no_new_privs()

@@ -70,6 +70,9 @@ class Context:
         self.banned_builtins = frozenset(config["banned_builtins"])
         # The interpreter's own files (stdlib, lib-dynload) and the shared-library dirs.
         self.read_paths = list(config["read_paths"]) + [p for p in sys.path if p]
+        self.read_rules: list[bytes] = []
+        self.seccomp_offsets: list[int] = []
+        self.program_builtins = child.program_builtins(self.banned_modules, self.banned_builtins)
         disabled = set(config["disable"])
         self.enabled = {name: name not in disabled for name in layers.LAYER_NAMES}
         self.landlock_abi = 0
@@ -123,8 +126,13 @@ class Zygote:
         self.ctx.landlock_abi = layers.landlock_abi() if enabled["landlock_fs"] else 0
         if not enabled["landlock_fs"] and (enabled["landlock_net"] or enabled["landlock_scope"]):
             self.ctx.landlock_abi = layers.landlock_abi()
+        if self.ctx.landlock_abi:
+            self.ctx.read_rules = layers.landlock_read_rules(self.ctx.read_paths)
         if enabled["seccomp"]:
-            self.ctx.seccomp_bpf = layers.seccomp_template(cfg.get("pyseccomp_path"))
+            template = layers.seccomp_template(cfg.get("pyseccomp_path"))
+            if template is not None:
+                self.ctx.seccomp_bpf, self.ctx.seccomp_offsets = template
+        os.environ.clear()  # children inherit an empty environment
         for name in PRELOAD:
             try:
                 __import__(name)
