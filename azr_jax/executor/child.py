@@ -40,6 +40,10 @@ class BannedModuleError(ImportError):
     """A banned module was imported at run time."""
 
 
+class InvalidInput(ValueError):
+    """A literal was required (a model's answer) and the text is not one."""
+
+
 def run(job: dict, ctx: Any, scratch: str, result_fd: int) -> NoReturn:
     """Runs `job` in this (forked) process under `ctx`'s layers and exits."""
     try:
@@ -150,11 +154,13 @@ def _execute(job: dict, ctx: Any) -> dict:
         args, kwargs = _arguments(job["a"], job.get("lit", False), namespace)
         out = fn(*args, **kwargs)
         if "x" in job:  # CRUXEval-style rule: report whether f(args) == expected
-            expected = (
-                literals.parse_literal(job["x"])
-                if job.get("xlit")
-                else eval(compile(job["x"], "<expected>", "eval"), namespace)
-            )
+            if job.get("xlit"):
+                try:
+                    expected = literals.parse_literal(job["x"])
+                except literals.LiteralError as e:
+                    raise InvalidInput(str(e)) from None
+            else:
+                expected = eval(compile(job["x"], "<expected>", "eval"), namespace)
             equal = out == expected
             out = equal if type(equal) is bool else bool(equal)
         # The parent parses the text again; the type check here is what makes it trustworthy.
@@ -172,7 +178,10 @@ def _execute(job: dict, ctx: Any) -> dict:
 
 def _arguments(text: str, literal: bool, namespace: dict) -> tuple[tuple, dict]:
     if literal:
-        return literals.parse_call_args(text)
+        try:
+            return literals.parse_call_args(text)
+        except literals.LiteralError as e:
+            raise InvalidInput(str(e)) from None
 
     def collect(*args: Any, **kwargs: Any) -> tuple[tuple, dict]:
         return args, kwargs
