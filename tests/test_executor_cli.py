@@ -53,7 +53,7 @@ def test_grade(tmp_path):
     lines = _run(tmp_path, abd, "grade", "--task", "abduction")
     got = {line["id"]: line["correct"] for line in lines[:-1] if line["id"] in (1, 2)}
     assert got == {1: True, 2: False}
-    ind = [{"id": 1, "code": code, "input": ["1", "'x'"], "output": ["2", "'xx'"],
+    ind = [{"id": "i", "code": code, "input": ["1", "'x'"], "output": ["2", "'xx'"],
             "answer": "def g(v):\n    return v + v"}]
     lines = _run(tmp_path, ind, "grade", "--task", "induction")
-    assert [line["correct"] for line in lines[:-1] if line["id"] == 1] == [True]
+    assert [line["correct"] for line in lines[:-1] if line["id"] == "i"] == [True]
