@@ -24,7 +24,6 @@ import json
 import os
 import signal
 import sys
-from typing import Any, NoReturn
 
 from azr_jax.executor import layers, literals
 
@@ -44,7 +43,7 @@ class InvalidInput(ValueError):
     """A literal was required (a model's answer) and the text is not one."""
 
 
-def run(job: dict, ctx: Any, scratch: str, result_fd: int) -> NoReturn:
+def run(job: dict, ctx: object, scratch: str, result_fd: int) -> None:
     """Runs `job` in this (forked) process under `ctx`'s layers and exits."""
     try:
         _enter_sandbox(ctx, scratch, result_fd)
@@ -55,7 +54,7 @@ def run(job: dict, ctx: Any, scratch: str, result_fd: int) -> NoReturn:
     os._exit(0)
 
 
-def probe(ctx: Any, scratch: str, result_fd: int) -> NoReturn:
+def probe(ctx: object, scratch: str, result_fd: int) -> None:
     """Applies every available layer, reports which applied, exits (run once at start-up)."""
     got = {}
     try:
@@ -66,7 +65,7 @@ def probe(ctx: Any, scratch: str, result_fd: int) -> NoReturn:
     os._exit(0)
 
 
-def _enter_sandbox(ctx: Any, scratch: str, result_fd: int, probing: dict | None = None) -> None:
+def _enter_sandbox(ctx: object, scratch: str, result_fd: int, probing: dict | None = None) -> None:
     os.setsid()  # own process group: a kill of the group reaches only this run
     layers.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != ctx.zygote_pid:
@@ -84,7 +83,7 @@ def _enter_sandbox(ctx: Any, scratch: str, result_fd: int, probing: dict | None 
     ctx.scrub()  # the zygote's queue of other jobs, its buffers
     enabled = ctx.enabled
 
-    def step(name: str, fn: Any, *args: Any) -> bool:
+    def step(name: str, fn: object, *args: object) -> bool:
         if not enabled.get(name, True):
             if probing is not None:
                 probing[name] = False
@@ -142,7 +141,7 @@ def program_builtins(banned_modules: frozenset, banned_builtins: frozenset) -> d
     return allowed
 
 
-def _execute(job: dict, ctx: Any) -> dict:
+def _execute(job: dict, ctx: object) -> dict:
     allowed = ctx.program_builtins
     builtins.__import__ = allowed["__import__"]
     namespace = {"__name__": PROGRAM_NAME, "__builtins__": allowed}
@@ -183,7 +182,7 @@ def _arguments(text: str, literal: bool, namespace: dict) -> tuple[tuple, dict]:
         except literals.LiteralError as e:
             raise InvalidInput(str(e)) from None
 
-    def collect(*args: Any, **kwargs: Any) -> tuple[tuple, dict]:
+    def collect(*args: object, **kwargs: object) -> tuple[tuple, dict]:
         return args, kwargs
 
     namespace["__azr_args__"] = collect
@@ -193,7 +192,7 @@ def _arguments(text: str, literal: bool, namespace: dict) -> tuple[tuple, dict]:
     return got
 
 
-def _authentic_module_namespace(globals_: Any, modules: dict) -> bool:
+def _authentic_module_namespace(globals_: object, modules: dict) -> bool:
     """True when the import comes from a real loaded module (not from the program)."""
     if type(globals_) is not dict:
         return False

@@ -18,13 +18,13 @@ namespaces for a normal user where unprivileged user namespaces are blocked) is 
 and the rest still apply. A layer reported active that then fails to apply in a child makes the
 run fail closed.
 
-Seccomp: the filter is generated once per zygote by libseccomp (through the `pyseccomp`
+Seccomp: the filter is generated once, in the parent, by libseccomp (through the `pyseccomp`
 binding) with a placeholder for the child's pid, exported as BPF, and in each child the pid is
 patched in and the program loaded with one prctl. Loading through libseccomp in every child
 costs about 1 ms more per run here (it regenerates the BPF). Landlock is called through ctypes:
 the `landlock` binding only knows the file-system half of the ABI (no network, no scopes).
 
-Stdlib only (plus `pyseccomp`, loaded by file path): this module runs inside the zygote.
+Stdlib only: this module runs inside the zygote (`seccomp_template` runs in the parent).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import errno
 import os
 import resource
 import struct
-from typing import Any
 
 LAYER_NAMES = (
     "wall_clock_kill",
@@ -103,7 +102,7 @@ _libc.syscall.restype = ctypes.c_long
 _libc.prctl.restype = ctypes.c_int
 
 
-def _syscall(nr: int, *args: Any) -> int:
+def _syscall(nr: int, *args: object) -> int:
     return _libc.syscall(ctypes.c_long(nr), *args)
 
 
@@ -118,7 +117,7 @@ def _check(rc: int, what: str) -> int:
     return rc
 
 
-def _prctl(option: int, arg2: Any = 0) -> None:
+def _prctl(option: int, arg2: object = 0) -> None:
     _check(_libc.prctl(option, arg2, 0, 0, 0), f"prctl({option})")
 
 
@@ -164,19 +163,15 @@ def landlock_abi() -> int:
     return max(int(rc), 0)
 
 
-def seccomp_template(pyseccomp_path: str | None) -> tuple[bytes, list[int]] | None:
+def seccomp_template() -> tuple[bytes, list[int]] | None:
     """The child filter's BPF program with a placeholder pid and the placeholder's offsets.
 
-    None when libseccomp or its binding is unavailable.
+    Built in the parent (the zygote never loads libseccomp); None when libseccomp or its
+    binding is unavailable.
     """
-    if not pyseccomp_path:
-        return None
     try:
-        import importlib.util
+        import pyseccomp as sc
 
-        spec = importlib.util.spec_from_file_location("pyseccomp", pyseccomp_path)
-        sc = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sc)
         filt = sc.SyscallFilter(sc.ALLOW)
         for name in _SECCOMP_DENY:
             try:

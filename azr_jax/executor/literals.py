@@ -13,14 +13,15 @@ The parent then parses that text again with `parse_literal`: the child's word is
 Equality for rewards is `strict_equal`: type-strict and structural (True is not 1, 1.0 is not
 1, -0.0 is not 0.0), order-free for dict and set like Python's own `==`.
 
-Stdlib only: this file is imported by the zygote, which never sees the rest of the package.
+Stdlib only, and light: this file is imported by the zygote, which never sees the rest of the
+package, so it uses the C `_ast` module directly (importing `ast` pulls in `enum` and more,
+and every page the zygote maps costs each fork).
 """
 
 from __future__ import annotations
 
-import ast
+import _ast
 import math
-from typing import Any
 
 MAX_TEXT_CHARS = 100_000  # longest text the parser accepts at all
 MAX_OUTPUT_CHARS = 10_000  # longest repr a program's output (or an answer) may have
@@ -36,7 +37,7 @@ class LiteralError(ValueError):
 
 def parse_literal(
     text: str, *, max_chars: int = MAX_TEXT_CHARS, max_depth: int = MAX_DEPTH
-) -> Any:
+) -> object:
     """Parses one literal value (None, bool, int, float, str, bytes, list, tuple, dict, set).
 
     Raises:
@@ -48,7 +49,7 @@ def parse_literal(
     if len(text) > max_chars:
         raise LiteralError(f"longer than {max_chars} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = compile(text.strip(), "<literal>", "eval", _ast.PyCF_ONLY_AST)
     except Exception as e:  # SyntaxError, MemoryError, RecursionError, ValueError (digits)
         raise LiteralError(f"does not parse: {type(e).__name__}") from None
     return _build(tree.body, 0, max_depth)
@@ -56,7 +57,7 @@ def parse_literal(
 
 def parse_call_args(
     text: str, *, max_chars: int = MAX_TEXT_CHARS, max_depth: int = MAX_DEPTH
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
+) -> tuple[tuple[object, ...], dict[str, object]]:
     """Parses an argument list such as `[1, 2], 'a', k=3` into (args, kwargs), literals only."""
     if type(text) is not str:
         raise LiteralError("not a string")
@@ -64,11 +65,11 @@ def parse_call_args(
         raise LiteralError(f"longer than {max_chars} characters")
     try:
         # The newline ends a trailing comment; the shape check below refuses `1), g(2`.
-        tree = ast.parse(f"f({text}\n)", mode="eval")
+        tree = compile(f"f({text}\n)", "<literal>", "eval", _ast.PyCF_ONLY_AST)
     except Exception as e:
         raise LiteralError(f"does not parse: {type(e).__name__}") from None
     call = tree.body
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
+    if not (isinstance(call, _ast.Call) and isinstance(call.func, _ast.Name) and call.func.id == "f"):
         raise LiteralError("not an argument list")
     args = tuple(_build(a, 1, max_depth) for a in call.args)
     kwargs = {}
@@ -79,32 +80,32 @@ def parse_call_args(
     return args, kwargs
 
 
-def _build(node: ast.AST, depth: int, max_depth: int) -> Any:
+def _build(node: _ast.AST, depth: int, max_depth: int) -> object:
     if depth > max_depth:
         raise LiteralError(f"nested deeper than {max_depth}")
-    if isinstance(node, ast.Constant):
+    if isinstance(node, _ast.Constant):
         value = node.value
         if type(value) not in _SCALARS:
             raise LiteralError(f"{type(value).__name__} is not an allowed literal")
         if type(value) is float and not math.isfinite(value):
             raise LiteralError("non-finite float")
         return value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+    if isinstance(node, _ast.UnaryOp) and isinstance(node.op, (_ast.USub, _ast.UAdd)):
         operand = node.operand
-        if isinstance(operand, ast.Constant) and type(operand.value) in (int, float):
-            value = -operand.value if isinstance(node.op, ast.USub) else operand.value
+        if isinstance(operand, _ast.Constant) and type(operand.value) in (int, float):
+            value = -operand.value if isinstance(node.op, _ast.USub) else operand.value
             if type(value) is float and not math.isfinite(value):
                 raise LiteralError("non-finite float")
             return value
         raise LiteralError("a sign applies only to a number")
-    if isinstance(node, ast.Tuple):
+    if isinstance(node, _ast.Tuple):
         return tuple(_build(e, depth + 1, max_depth) for e in node.elts)
-    if isinstance(node, ast.List):
+    if isinstance(node, _ast.List):
         return [_build(e, depth + 1, max_depth) for e in node.elts]
     try:
-        if isinstance(node, ast.Set):
+        if isinstance(node, _ast.Set):
             return {_build(e, depth + 1, max_depth) for e in node.elts}
-        if isinstance(node, ast.Dict):
+        if isinstance(node, _ast.Dict):
             if any(k is None for k in node.keys):
                 raise LiteralError("** is not a literal")
             return {
@@ -114,8 +115,8 @@ def _build(node: ast.AST, depth: int, max_depth: int) -> Any:
     except TypeError:
         raise LiteralError("unhashable set element or dict key") from None
     if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
+        isinstance(node, _ast.Call)
+        and isinstance(node.func, _ast.Name)
         and node.func.id == "set"
         and not node.args
         and not node.keywords
@@ -125,7 +126,7 @@ def _build(node: ast.AST, depth: int, max_depth: int) -> Any:
 
 
 def output_repr(
-    value: Any,
+    value: object,
     *,
     max_chars: int = MAX_OUTPUT_CHARS,
     max_depth: int = MAX_DEPTH,
@@ -153,7 +154,7 @@ def output_repr(
     return text
 
 
-def _check(value: Any, depth: int, max_depth: int, budget: list[int]) -> None:
+def _check(value: object, depth: int, max_depth: int, budget: list[int]) -> None:
     kind = type(value)
     if depth > max_depth:
         raise LiteralError(f"nested deeper than {max_depth}")
@@ -184,7 +185,7 @@ def _type_name(kind: type) -> str:
     return str(type.__dict__["__name__"].__get__(kind))[:60]
 
 
-def strict_equal(a: Any, b: Any) -> bool:
+def strict_equal(a: object, b: object) -> bool:
     """Type-strict structural equality of literal values (True != 1, 1.0 != 1, -0.0 != 0.0)."""
     kind = type(a)
     if kind is not type(b):

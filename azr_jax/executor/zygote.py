@@ -2,8 +2,8 @@
 
 Started by `pool.py` as `python -S -s -B -c BOOTSTRAP` with a stripped environment holding only
 its PYTHONHASHSEED, so it never inherits the trainer's state (JAX, threads, GBs of memory) and
-two zygotes hash differently. It imports only the stdlib and three files of this package
-(`literals`, `layers`, `child`), enters its namespaces once, preloads common stdlib modules,
+two zygotes hash differently. It imports only light stdlib modules and three files of this
+package (`literals`, `layers`, `child`), enters its namespaces once, preloads what it is told,
 freezes the GC (children copy fewer pages), probes the layers with one child, then serves.
 
 Protocol (text only, never pickle): the parent writes one JSON object per line on stdin, a job
@@ -23,36 +23,26 @@ import gc
 import json
 import os
 import select
-import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from azr_jax.executor import child, layers
 
-# Imported once here so children start with them loaded (and need no file reads).
-PRELOAD = (
-    "abc array base64 binascii bisect cmath collections collections.abc copy dataclasses "
-    "decimal enum fractions functools heapq itertools json keyword math numbers operator re "
-    "string struct textwrap typing unicodedata"
-).split()
 
-
-@dataclass
 class _Running:
-    job_id: int
-    pid: int
-    fd: int
-    scratch: str
-    deadline: float
-    start: float
-    data: bytearray = field(default_factory=bytearray)
-    overflow: bool = False
-    eof: bool = False
-    status: int | None = None
-    timed_out: bool = False
+    """One child in flight."""
+
+    __slots__ = ("job_id", "pid", "fd", "scratch", "deadline", "start", "data", "overflow",
+                 "eof", "status", "timed_out")
+
+    def __init__(self, job_id: int, pid: int, fd: int, scratch: str, deadline: float,
+                 start: float):
+        self.job_id, self.pid, self.fd, self.scratch = job_id, pid, fd, scratch
+        self.deadline, self.start = deadline, start
+        self.data = bytearray()
+        self.overflow = self.eof = self.timed_out = False
+        self.status: int | None = None
 
 
 class Context:
@@ -128,12 +118,13 @@ class Zygote:
             self.ctx.landlock_abi = layers.landlock_abi()
         if self.ctx.landlock_abi:
             self.ctx.read_rules = layers.landlock_read_rules(self.ctx.read_paths)
-        if enabled["seccomp"]:
-            template = layers.seccomp_template(cfg.get("pyseccomp_path"))
-            if template is not None:
-                self.ctx.seccomp_bpf, self.ctx.seccomp_offsets = template
+        if enabled["seccomp"] and cfg.get("seccomp_bpf"):
+            self.ctx.seccomp_bpf = bytes.fromhex(cfg["seccomp_bpf"])
+            self.ctx.seccomp_offsets = list(cfg["seccomp_offsets"])
         os.environ.clear()  # children inherit an empty environment
-        for name in PRELOAD:
+        # Imported once here so children find them loaded. Every module costs each fork a
+        # little (more pages to map and to copy on write), so the list is the caller's choice.
+        for name in cfg["preload"]:
             try:
                 __import__(name)
             except ImportError:
@@ -301,7 +292,7 @@ class Zygote:
             self.outbuf.append(self._result_line(run))
 
     def _result_line(self, run: _Running) -> bytes:
-        result: dict[str, Any] = {"i": run.job_id, "w": round((time.monotonic() - run.start) * 1e3, 2)}
+        result: dict[str, object] = {"i": run.job_id, "w": round((time.monotonic() - run.start) * 1e3, 2)}
         status = run.status
         if run.timed_out:
             result.update(s="timeout", t="Timeout", m=f"killed after {self.ctx.timeout_s:g} s")
@@ -338,6 +329,7 @@ class Zygote:
 
 
 def _parse_child_result(data: bytes, exit_code: int) -> dict:
+    """The child's JSON result, checked field by field (it may be forged or garbage)."""
     try:
         got = json.loads(data) if data else None
     except ValueError:
@@ -387,7 +379,20 @@ def _remove_tree(path: str) -> None:
                 os.chmod(os.path.join(root, name), 0o700)
             except OSError:
                 pass
-    shutil.rmtree(path, ignore_errors=True)
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            _ignore(os.unlink, os.path.join(root, name))
+        for name in dirs:
+            full = os.path.join(root, name)
+            _ignore(os.unlink if os.path.islink(full) else os.rmdir, full)
+    _ignore(os.rmdir, path)
+
+
+def _ignore(fn: object, path: str) -> None:
+    try:
+        fn(path)
+    except OSError:
+        pass
 
 
 def main(config_json: str) -> None:
