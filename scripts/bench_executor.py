@@ -32,8 +32,9 @@ def baseline(records: list[dict], timeout_s: float) -> tuple[float, int]:
     for r in records:
         script = _BASELINE.format(code=r["code"], input=r["input"])
         outs = [
-            subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           timeout=timeout_s).stdout
+            subprocess.run(
+                [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout_s
+            ).stdout
             for _ in range(2)
         ]
         agreed += outs[0] == outs[1] and outs[0].strip() != ""
@@ -53,8 +54,9 @@ def main() -> None:
     with open(args.data, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
     proposals = [Proposal(r["code"], [r["input"]]) for r in records]
-    with ExecutorPool(workers=args.workers, timeout_s=args.timeout_s,
-                      max_in_flight=args.max_in_flight) as pool:
+    with ExecutorPool(
+        workers=args.workers, timeout_s=args.timeout_s, max_in_flight=args.max_in_flight
+    ) as pool:
         validate_many(pool, proposals[:50])  # warm-up
         cpu0, start = os.times(), time.perf_counter()
         valid = 0
@@ -64,28 +66,40 @@ def main() -> None:
         cpu1 = os.times()
         layers = [name for name, on in pool.layers.items() if on]
     n = len(records) * args.repeats
-    cpu = (cpu1.user + cpu1.system + cpu1.children_user + cpu1.children_system
-           - cpu0.user - cpu0.system - cpu0.children_user - cpu0.children_system)
+    cpu = (
+        cpu1.user
+        + cpu1.system
+        + cpu1.children_user
+        + cpu1.children_system
+        - cpu0.user
+        - cpu0.system
+        - cpu0.children_user
+        - cpu0.children_system
+    )
     base_records = records[: args.baseline_n]
     base_seconds, base_agreed = baseline(base_records, args.timeout_s)
     per_second = n / seconds
     baseline_per_second = len(base_records) / base_seconds
-    print(json.dumps({
-        "per_second": round(per_second, 1),
-        "baseline_per_second": round(baseline_per_second, 1),
-        "ratio": round(per_second / baseline_per_second, 1),
-        "validations": n,
-        "valid": valid,
-        "seconds": round(seconds, 2),
-        "parent_cpu_ms_per_validation": round(cpu / n * 1e3, 3),
-        "baseline_records": len(base_records),
-        "baseline_agreed": base_agreed,
-        "workers": args.workers,
-        "max_in_flight": args.max_in_flight,
-        "cores": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "layers": layers,
-    }))
+    print(
+        json.dumps(
+            {
+                "per_second": round(per_second, 1),
+                "baseline_per_second": round(baseline_per_second, 1),
+                "ratio": round(per_second / baseline_per_second, 1),
+                "validations": n,
+                "valid": valid,
+                "seconds": round(seconds, 2),
+                "parent_cpu_ms_per_validation": round(cpu / n * 1e3, 3),
+                "baseline_records": len(base_records),
+                "baseline_agreed": base_agreed,
+                "workers": args.workers,
+                "max_in_flight": args.max_in_flight,
+                "cores": os.cpu_count(),
+                "load_avg_1m": round(os.getloadavg()[0], 2),
+                "layers": layers,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

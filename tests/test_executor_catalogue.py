@@ -13,6 +13,7 @@ import socket
 import tempfile
 
 import pytest
+from executor_catalogue import ANSWERS, BYPASS, PROGRAMS, AnswerCase, Case
 
 from azr_jax.executor import (
     ExecutorPool,
@@ -22,7 +23,6 @@ from azr_jax.executor import (
     grade_induction,
     validate_proposal,
 )
-from executor_catalogue import ANSWERS, BYPASS, PROGRAMS, AnswerCase, Case
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -105,11 +105,35 @@ def _check_no_trace(env) -> None:
 def test_catalogue_is_large_and_covers_the_classes():
     assert len(PROGRAMS) + len(ANSWERS) >= 50
     classes = {c.cls for c in PROGRAMS}
-    for needed in ("loops", "huge memory", "crashes", "forks", "threads", "subprocess",
-                   "signals", "writes", "reads", "deletes", "environment", "/proc secrets",
-                   "fd exhaustion", "network", "import tricks", "poisoning", "shadowing",
-                   "atexit", "__del__", "lying __eq__", "str subclasses", "outputs",
-                   "nondeterminism", "stdout floods", "fake markers", "daemons", "os._exit"):
+    for needed in (
+        "loops",
+        "huge memory",
+        "crashes",
+        "forks",
+        "threads",
+        "subprocess",
+        "signals",
+        "writes",
+        "reads",
+        "deletes",
+        "environment",
+        "/proc secrets",
+        "fd exhaustion",
+        "network",
+        "import tricks",
+        "poisoning",
+        "shadowing",
+        "atexit",
+        "__del__",
+        "lying __eq__",
+        "str subclasses",
+        "outputs",
+        "nondeterminism",
+        "stdout floods",
+        "fake markers",
+        "daemons",
+        "os._exit",
+    ):
         assert needed in classes, needed
 
 

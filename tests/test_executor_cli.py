@@ -12,9 +12,20 @@ def _run(tmp_path, records, *args):
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\nnot json\n")
     out = subprocess.run(
-        [sys.executable, "-m", "azr_jax.executor", *args[:1], str(path), *args[1:],
-         "--timeout_s", "1"],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO},
+        [
+            sys.executable,
+            "-m",
+            "azr_jax.executor",
+            *args[:1],
+            str(path),
+            *args[1:],
+            "--timeout_s",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO},
     )
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
@@ -43,17 +54,28 @@ def test_validate(tmp_path):
 
 def test_grade(tmp_path):
     code = "def f(s):\n    return s * 2"
-    ded = [{"id": "x", "code": code, "input": "'a'", "output": "'aa'", "answer": "'aa'"},
-           {"id": "y", "code": code, "input": "'a'", "output": "'aa'", "answer": "'a' * 2"}]
+    ded = [
+        {"id": "x", "code": code, "input": "'a'", "output": "'aa'", "answer": "'aa'"},
+        {"id": "y", "code": code, "input": "'a'", "output": "'aa'", "answer": "'a' * 2"},
+    ]
     lines = _run(tmp_path, ded, "grade", "--task", "deduction")
     assert {line["id"]: line["correct"] for line in lines[:-1]} == {"x": True, "y": False, 2: False}
     assert len(lines) == 4 and lines[-1]["n"] == 3 and lines[-1]["correct"] == 1
-    abd = [{"id": 1, "code": code, "input": "'a'", "output": "'aa'", "answer": "'a'"},
-           {"id": 2, "code": code, "input": "'a'", "output": "'aa'", "answer": "'b'"}]
+    abd = [
+        {"id": 1, "code": code, "input": "'a'", "output": "'aa'", "answer": "'a'"},
+        {"id": 2, "code": code, "input": "'a'", "output": "'aa'", "answer": "'b'"},
+    ]
     lines = _run(tmp_path, abd, "grade", "--task", "abduction")
     got = {line["id"]: line["correct"] for line in lines[:-1] if line["id"] in (1, 2)}
     assert got == {1: True, 2: False}
-    ind = [{"id": "i", "code": code, "input": ["1", "'x'"], "output": ["2", "'xx'"],
-            "answer": "def g(v):\n    return v + v"}]
+    ind = [
+        {
+            "id": "i",
+            "code": code,
+            "input": ["1", "'x'"],
+            "output": ["2", "'xx'"],
+            "answer": "def g(v):\n    return v + v",
+        }
+    ]
     lines = _run(tmp_path, ind, "grade", "--task", "induction")
     assert [line["correct"] for line in lines[:-1] if line["id"] == "i"] == [True]

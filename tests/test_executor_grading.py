@@ -1,6 +1,7 @@
 """Grading: right answers score, wrong ones do not; CRUXEval's own == rule for evaluation."""
 
 import pytest
+from executor_data import cruxeval_records
 
 from azr_jax.executor import (
     ExecutorPool,
@@ -11,7 +12,6 @@ from azr_jax.executor import (
     grade_induction,
     score_cruxeval,
 )
-from executor_data import cruxeval_records
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,10 @@ def test_abduction_on_cruxeval(pool):
     # which a training answer may not be); a wrong input is wrong (or rejected).
     records = cruxeval_records()[:120]
     right = grade_abduction_many(pool, [(r["code"], r["input"], r["output"]) for r in records])
-    literal = [crux_equal(r["input"].join("[]"), r["input"].join("[]")) is not None for r in records]
-    assert [ok for ok, lit in zip(right, literal) if lit] == [True] * sum(literal)
+    literal = [
+        crux_equal(r["input"].join("[]"), r["input"].join("[]")) is not None for r in records
+    ]
+    assert [ok for ok, lit in zip(right, literal, strict=True) if lit] == [True] * sum(literal)
     wrong_out = grade_abduction_many(
         pool, [(r["code"], r["input"], repr(("not", r["output"]))) for r in records]
     )

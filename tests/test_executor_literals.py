@@ -99,11 +99,22 @@ def test_output_repr_checks_exact_types():
         def __repr__(self):
             return "'gold'"
 
-    class I(int):
+    class Int(int):
         pass
 
-    for bad in [S("x"), [I(1)], float("nan"), [float("inf")], print, (i for i in ()),
-                frozenset(), object(), 2**100000, "a" * 20000, {1: [S()]}]:
+    for bad in [
+        S("x"),
+        [Int(1)],
+        float("nan"),
+        [float("inf")],
+        print,
+        (i for i in ()),
+        frozenset(),
+        object(),
+        2**100000,
+        "a" * 20000,
+        {1: [S()]},
+    ]:
         with pytest.raises(LiteralError):
             output_repr(bad)
     loop = []

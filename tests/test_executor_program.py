@@ -7,7 +7,9 @@ from azr_jax.executor.program import DEFAULT_BANNED, check_input, is_banned, pre
 
 def test_keeps_f_and_renames_the_last_function():
     assert prepare_program("def f(x):\n    return x").code == "def f(x):\n    return x"
-    got = prepare_program("def helper(x):\n    return x\ndef main(x):\n    return helper(x) + main2()")
+    got = prepare_program(
+        "def helper(x):\n    return x\ndef main(x):\n    return helper(x) + main2()"
+    )
     assert got.error is None and "def f(x)" in got.code and "def helper" in got.code
     rec = prepare_program("def g(n):\n    return 1 if n < 1 else g(n - 1)")
     assert "return 1 if n < 1 else f(n - 1)" in rec.code

@@ -1,10 +1,16 @@
 """AZR validation: CRUXEval reproduces exactly, altered outputs mismatch, bad proposals fail."""
 
 import pytest
-
-from azr_jax.executor import ExecutorPool, Proposal, parse_literal, strict_equal, validate_many
-from azr_jax.executor import validate_proposal
 from executor_data import cruxeval_records
+
+from azr_jax.executor import (
+    ExecutorPool,
+    Proposal,
+    parse_literal,
+    strict_equal,
+    validate_many,
+    validate_proposal,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +28,11 @@ def crux_verdicts(pool):
 def test_cruxeval_every_record_valid_and_reproduced(crux_verdicts):
     records, verdicts = crux_verdicts
     assert len(records) == 500
-    bad = [(r["id"], v.reason) for r, v in zip(records, verdicts) if not v.valid]
+    bad = [(r["id"], v.reason) for r, v in zip(records, verdicts, strict=True) if not v.valid]
     assert bad == []
     wrong = [
         r["id"]
-        for r, v in zip(records, verdicts)
+        for r, v in zip(records, verdicts, strict=True)
         if not strict_equal(parse_literal(v.outputs[0]), parse_literal(r["output"]))
     ]
     assert wrong == []
@@ -53,13 +59,15 @@ def test_cruxeval_altered_outputs_all_mismatch(crux_verdicts):
     records, verdicts = crux_verdicts
     matches = [
         strict_equal(parse_literal(v.outputs[0]), parse_literal(_alter(r["output"])))
-        for r, v in zip(records, verdicts)
+        for r, v in zip(records, verdicts, strict=True)
     ]
     assert not any(matches)
 
 
 def test_renamed_program_is_returned(pool):
-    got = validate_proposal(pool, "def helper(a):\n    return a * 2\ndef main(a):\n    return helper(a)", ["3"])
+    got = validate_proposal(
+        pool, "def helper(a):\n    return a * 2\ndef main(a):\n    return helper(a)", ["3"]
+    )
     assert got.valid and got.outputs == ["6"] and "def f(a)" in got.code
 
 
@@ -84,7 +92,9 @@ def test_rejections_come_with_reasons(pool):
     for code, reason in cases.items():
         got = validate_proposal(pool, code, ["'abc'"])
         assert not got.valid and reason in got.reason and got.outputs == [], (code, got)
-    assert "input" in validate_proposal(pool, "def f(x):\n    return x", ["__import__('os')"]).reason
+    assert (
+        "input" in validate_proposal(pool, "def f(x):\n    return x", ["__import__('os')"]).reason
+    )
     assert validate_proposal(pool, "def f(x):\n    return x", []).reason == "no input"
 
 

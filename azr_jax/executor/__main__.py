@@ -73,13 +73,19 @@ def validate(path: str, pool: ExecutorPool) -> dict:
             code, inp = (_text(record, "code"), _text(record, "input")) if record else (None, None)
             if error or code is None or inp is None:
                 n += 1
-                _emit({"id": rid, "valid": False, "output": None,
-                       "error": error or "record needs string fields code and input",
-                       "matches_expected": None})
+                _emit(
+                    {
+                        "id": rid,
+                        "valid": False,
+                        "output": None,
+                        "error": error or "record needs string fields code and input",
+                        "matches_expected": None,
+                    }
+                )
                 continue
             proposals.append(Proposal(code, [inp]))
             keys.append((rid, record))
-        for (rid, record), verdict in zip(keys, validate_many(pool, proposals)):
+        for (rid, record), verdict in zip(keys, validate_many(pool, proposals), strict=True):
             n += 1
             output = verdict.outputs[0] if verdict.valid else None
             expected = record.get("output")
@@ -88,11 +94,23 @@ def validate(path: str, pool: ExecutorPool) -> dict:
                 match = output is not None and _same(output, expected)
                 matched += bool(match)
             valid += verdict.valid
-            _emit({"id": rid, "valid": verdict.valid, "output": output,
-                   "error": verdict.reason, "matches_expected": match})
+            _emit(
+                {
+                    "id": rid,
+                    "valid": verdict.valid,
+                    "output": output,
+                    "error": verdict.reason,
+                    "matches_expected": match,
+                }
+            )
     seconds = time.perf_counter() - start
-    return {"n": n, "valid": valid, "matched": matched, "seconds": round(seconds, 3),
-            "per_second": round(n / seconds, 1) if seconds else None}
+    return {
+        "n": n,
+        "valid": valid,
+        "matched": matched,
+        "seconds": round(seconds, 3),
+        "per_second": round(n / seconds, 1) if seconds else None,
+    }
 
 
 def _same(output: str, expected: object) -> bool:
@@ -114,8 +132,13 @@ def grade(path: str, pool: ExecutorPool, task: str) -> dict:
             fields = _grade_fields(record, task) if record else None
             if error or fields is None:
                 n += 1
-                _emit({"id": rid, "correct": False,
-                       "error": error or f"record lacks the fields of a {task} record"})
+                _emit(
+                    {
+                        "id": rid,
+                        "correct": False,
+                        "error": error or f"record lacks the fields of a {task} record",
+                    }
+                )
                 continue
             items.append(fields)
             keys.append(rid)
@@ -125,7 +148,7 @@ def grade(path: str, pool: ExecutorPool, task: str) -> dict:
             verdicts = grade_abduction_many(pool, items)
         else:
             verdicts = grade_induction_many(pool, items)
-        for rid, ok in zip(keys, verdicts):
+        for rid, ok in zip(keys, verdicts, strict=True):
             n += 1
             correct += ok
             _emit({"id": rid, "correct": ok, "error": None})
@@ -148,12 +171,15 @@ def _grade_fields(record: dict, task: str) -> tuple | None:
         return None
     if not all(isinstance(x, str) for x in inp + out):
         return None
-    return answer, list(zip(inp, out))
+    return answer, list(zip(inp, out, strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m azr_jax.executor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m azr_jax.executor",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("validate", "grade"):
         p = sub.add_parser(name)

@@ -109,11 +109,16 @@ def _enter_sandbox(ctx: object, scratch: str, result_fd: int, probing: dict | No
     net = enabled["landlock_net"] and abi >= 4
     scope = enabled["landlock_scope"] and abi >= 6
     if fs or net or scope:
-        applied = step("landlock", layers.apply_landlock, abi, ctx.read_rules, scratch, fs, net, scope)
+        applied = step(
+            "landlock", layers.apply_landlock, abi, ctx.read_rules, scratch, fs, net, scope
+        )
         if probing is not None:
             probing.pop("landlock")
-            probing.update(landlock_fs=applied and fs, landlock_net=applied and net,
-                           landlock_scope=applied and scope)
+            probing.update(
+                landlock_fs=applied and fs,
+                landlock_net=applied and net,
+                landlock_scope=applied and scope,
+            )
     elif probing is not None:
         probing.update(landlock_fs=False, landlock_net=False, landlock_scope=False)
     if ctx.seccomp_bpf is not None:

@@ -45,9 +45,7 @@ def grade_abduction(
     return grade_abduction_many(pool, [(code, answer_input_text, gold_output_repr)])[0]
 
 
-def grade_abduction_many(
-    pool: ExecutorPool, items: Sequence[tuple[str, str, str]]
-) -> list[bool]:
+def grade_abduction_many(pool: ExecutorPool, items: Sequence[tuple[str, str, str]]) -> list[bool]:
     """Batch of (code, answer_input_text, gold_output_repr)."""
     verdicts = [False] * len(items)
     jobs, owners, golds = [], [], []
@@ -60,14 +58,12 @@ def grade_abduction_many(
         jobs.append(Job(code, _canonical_args(args, kwargs), literal_args=True))
         owners.append(i)
         golds.append(gold)
-    for i, gold, result in zip(owners, golds, pool.run_many(jobs)):
+    for i, gold, result in zip(owners, golds, pool.run_many(jobs), strict=True):
         verdicts[i] = result.status == "ok" and strict_equal(result.value, gold)
     return verdicts
 
 
-def grade_induction(
-    pool: ExecutorPool, answer_code: str, pairs: Sequence[tuple[str, str]]
-) -> bool:
+def grade_induction(pool: ExecutorPool, answer_code: str, pairs: Sequence[tuple[str, str]]) -> bool:
     """True when the answered program maps every hidden input to its output."""
     return grade_induction_many(pool, [(answer_code, pairs)])[0]
 
@@ -88,12 +84,12 @@ def grade_induction_many(
             continue
         if any(check_input(inp, pool.banned_modules, pool.banned_builtins) for inp, _ in pairs):
             continue
-        for (inp, _), g in zip(pairs, gold):
+        for (inp, _), g in zip(pairs, gold, strict=True):
             jobs.append(Job(prepared.code, inp))
             owners.append(i)
             golds.append(g)
     passed = [True] * len(items)
-    for i, gold, result in zip(owners, golds, pool.run_many(jobs)):
+    for i, gold, result in zip(owners, golds, pool.run_many(jobs), strict=True):
         if not (result.status == "ok" and strict_equal(result.value, gold)):
             passed[i] = False
     for i in set(owners):
@@ -124,7 +120,7 @@ def score_cruxeval(
         raise ValueError(f"task must be 'output' or 'input', got {task!r}")
     verdicts = [False] * len(records)
     jobs, owners = [], []
-    for i, (record, answer) in enumerate(zip(records, answers)):
+    for i, (record, answer) in enumerate(zip(records, answers, strict=True)):
         if task == "output":
             same = crux_equal(answer, record["output"])
             if same is not None:
@@ -134,7 +130,7 @@ def score_cruxeval(
         else:
             jobs.append(Job(record["code"], answer, expect=record["output"]))
         owners.append(i)
-    for i, result in zip(owners, pool.run_many(jobs)):
+    for i, result in zip(owners, pool.run_many(jobs), strict=True):
         verdicts[i] = result.status == "ok" and result.value is True
     return verdicts
 

@@ -280,7 +280,9 @@ def apply_landlock(
                 own = struct.pack("<Qi", handled_fs, scratch_fd)
                 for rule in (*read_rules, own):
                     _check(
-                        syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, rule, 0),
+                        syscall(
+                            _SYS_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, rule, 0
+                        ),
                         "landlock_add_rule",
                     )
             finally:

@@ -69,7 +69,9 @@ def parse_call_args(
     except Exception as e:
         raise LiteralError(f"does not parse: {type(e).__name__}") from None
     call = tree.body
-    if not (isinstance(call, _ast.Call) and isinstance(call.func, _ast.Name) and call.func.id == "f"):
+    if not (
+        isinstance(call, _ast.Call) and isinstance(call.func, _ast.Name) and call.func.id == "f"
+    ):
         raise LiteralError("not an argument list")
     args = tuple(_build(a, 1, max_depth) for a in call.args)
     kwargs = {}
@@ -110,7 +112,7 @@ def _build(node: _ast.AST, depth: int, max_depth: int) -> object:
                 raise LiteralError("** is not a literal")
             return {
                 _build(k, depth + 1, max_depth): _build(v, depth + 1, max_depth)
-                for k, v in zip(node.keys, node.values)
+                for k, v in zip(node.keys, node.values, strict=True)
             }
     except TypeError:
         raise LiteralError("unhashable set element or dict key") from None
@@ -149,7 +151,9 @@ def output_repr(
         raise LiteralError(str(e)[:100]) from None
     if len(text) > max_chars:
         raise LiteralError(f"repr longer than {max_chars} characters")
-    if round_trip and not strict_equal(parse_literal(text, max_chars=max_chars, max_depth=max_depth), value):
+    if round_trip and not strict_equal(
+        parse_literal(text, max_chars=max_chars, max_depth=max_depth), value
+    ):
         raise LiteralError("repr does not round-trip")
     return text
 
@@ -193,7 +197,7 @@ def strict_equal(a: object, b: object) -> bool:
     if kind is float:
         return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
     if kind is list or kind is tuple:
-        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b, strict=True))
     if kind is dict or kind is set:
         if len(a) != len(b):
             return False

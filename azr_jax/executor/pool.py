@@ -39,7 +39,14 @@ STATUSES = ("ok", "error", "timeout", "killed", "rejected")
 # What programs most often import; `typing` is left out on purpose: it costs every run
 # about 0.2 ms of page copying, while a program importing it pays a few ms itself.
 DEFAULT_PRELOAD = (
-    "bisect", "collections", "functools", "heapq", "itertools", "math", "operator", "re",
+    "bisect",
+    "collections",
+    "functools",
+    "heapq",
+    "itertools",
+    "math",
+    "operator",
+    "re",
     "string",
 )
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -443,4 +450,3 @@ class ExecutorPool:
         except LiteralError as e:
             return RunResult("rejected", None, "InvalidOutput", str(e), seconds)
         return RunResult("ok", repr(value), None, None, seconds, value)
-

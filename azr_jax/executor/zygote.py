@@ -33,11 +33,21 @@ from azr_jax.executor import child, layers
 class _Running:
     """One child in flight."""
 
-    __slots__ = ("job_id", "pid", "fd", "scratch", "deadline", "start", "data", "overflow",
-                 "eof", "status", "timed_out")
+    __slots__ = (
+        "job_id",
+        "pid",
+        "fd",
+        "scratch",
+        "deadline",
+        "start",
+        "data",
+        "overflow",
+        "eof",
+        "status",
+        "timed_out",
+    )
 
-    def __init__(self, job_id: int, pid: int, fd: int, scratch: str, deadline: float,
-                 start: float):
+    def __init__(self, job_id: int, pid: int, fd: int, scratch: str, deadline: float, start: float):
         self.job_id, self.pid, self.fd, self.scratch = job_id, pid, fd, scratch
         self.deadline, self.start = deadline, start
         self.data = bytearray()
@@ -158,8 +168,13 @@ class Zygote:
         # From here on a child applies exactly the layers that probed fine.
         for name in layers.LAYER_NAMES:
             self.ctx.enabled[name] = report[name]
-        return {"ready": True, "layers": report, "pid": os.getpid(),
-                "landlock_abi": self.ctx.landlock_abi, "probe_error": probed.get("error")}
+        return {
+            "ready": True,
+            "layers": report,
+            "pid": os.getpid(),
+            "landlock_abi": self.ctx.landlock_abi,
+            "probe_error": probed.get("error"),
+        }
 
     def _probe(self) -> dict:
         read_fd, write_fd = os.pipe()
@@ -292,7 +307,10 @@ class Zygote:
             self.outbuf.append(self._result_line(run))
 
     def _result_line(self, run: _Running) -> bytes:
-        result: dict[str, object] = {"i": run.job_id, "w": round((time.monotonic() - run.start) * 1e3, 2)}
+        result: dict[str, object] = {
+            "i": run.job_id,
+            "w": round((time.monotonic() - run.start) * 1e3, 2),
+        }
         status = run.status
         if run.timed_out:
             result.update(s="timeout", t="Timeout", m=f"killed after {self.ctx.timeout_s:g} s")
