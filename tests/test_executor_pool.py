@@ -1,0 +1,158 @@
+"""The pool: results, layers probed and reported, degraded mode, zygote restart, no JAX."""
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from executor_data import REPO
+
+from azr_jax.executor import LAYER_NAMES, ExecutorPool, Job, RunResult
+
+NORMAL_USER = ("net_namespace", "mount_namespace")  # unprivileged user namespaces blocked
+BARE = (
+    "seccomp",
+    "landlock_fs",
+    "landlock_net",
+    "landlock_scope",
+    "net_namespace",
+    "mount_namespace",
+    "drop_capabilities",
+)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ExecutorPool(workers=2, timeout_s=2.0, memory_mb=256) as p:
+        yield p
+
+
+def test_runs_and_statuses(pool):
+    results = pool.run_many(
+        [
+            Job("def f(a, b=2):\n    return [a, b]", "1, b=3"),
+            Job("def f(x):\n    return 1 / x", "0"),
+            Job("def f(x):\n    return {x}", "'a'"),
+            Job("def f(x):\n    return lambda: 1", "1"),
+            Job("def f(x):\n    import random\n    return 1", "1"),
+            Job("def f(s):\n    return s.upper()", "'abc'", literal_args=True),
+            Job("def f(x):\n    return x", "__import__('os')", literal_args=True),
+            Job("def f(x):\n    return x + 1", "1", expect="2"),
+        ]
+    )
+    assert results[0] == RunResult("ok", "[1, 3]", seconds=results[0].seconds)
+    assert results[1].status == "error" and results[1].error_type == "ZeroDivisionError"
+    assert results[2].output_repr == "{'a'}"
+    assert results[3].status == "rejected" and results[3].error_type == "InvalidOutput"
+    assert results[4].status == "rejected" and results[4].error_type == "BannedModule"
+    assert results[5].output_repr == "'ABC'"
+    assert results[6].status == "error"  # a literal was required: nothing ran
+    assert results[7].output_repr == "True"
+    assert pool.run_many([]) == []
+
+
+def test_timeout_and_kill(pool):
+    results = pool.run_many(
+        [
+            Job("def f(x):\n    while True:\n        pass", "1"),
+            Job("def f(x):\n    return x", "5"),
+        ]
+    )
+    assert results[0].status == "timeout"
+    assert results[1].output_repr == "5"
+
+
+def test_layers_are_reported(pool):
+    layers = pool.layers
+    assert set(layers) == set(LAYER_NAMES)
+    for always in (
+        "wall_clock_kill",
+        "rlimits",
+        "scratch_dir",
+        "clean_env",
+        "stdin_devnull",
+        "output_cap",
+        "runtime_bans",
+    ):
+        assert layers[always], always
+    # Set AZR_EXECUTOR_EXPECT_ALL_LAYERS=1 where every layer must be there (root, Landlock 6+).
+    if os.environ.get("AZR_EXECUTOR_EXPECT_ALL_LAYERS") == "1":
+        assert all(layers.values()), layers
+
+
+def test_startup_log_names_missing_layers(caplog):
+    with caplog.at_level(logging.INFO, logger="azr_jax.executor"):
+        with ExecutorPool(workers=1, timeout_s=1.0, disable_layers=NORMAL_USER) as p:
+            assert not p.layers["net_namespace"] and not p.layers["mount_namespace"]
+            assert p.run(Job("def f(x):\n    return x * 2", "4")).output_repr == "8"
+    assert "missing: net_namespace, mount_namespace" in caplog.text
+
+
+@pytest.mark.parametrize("disabled", [NORMAL_USER, BARE], ids=["normal_user", "bare"])
+def test_degraded_modes_still_run_and_contain(disabled):
+    with ExecutorPool(workers=2, timeout_s=1.0, memory_mb=256, disable_layers=disabled) as p:
+        assert all(not p.layers[name] for name in disabled)
+        assert p.layers["rlimits"] and p.layers["wall_clock_kill"]
+        results = p.run_many(
+            [
+                Job("def f(x):\n    return sorted(x)", "[3, 1, 2]"),
+                Job("def f(x):\n    while True:\n        pass", "1"),
+                Job("def f(x):\n    return len(bytearray(10**10))", "1"),
+            ]
+        )
+        assert results[0].output_repr == "[1, 2, 3]"
+        assert results[1].status == "timeout"
+        assert results[2].error_type == "MemoryError"
+        if "seccomp" in disabled:
+            # Without seccomp a fork succeeds, but the child's group is killed at the end.
+            code = (
+                "OS = next(c for c in ().__class__.__base__.__subclasses__() if c.__name__ =="
+                " '_wrap_close').__init__.__globals__\n"
+                "def f(x):\n    if OS['fork']() == 0:\n        while True:\n            pass\n"
+                "    return 1"
+            )
+            assert p.run(Job(code, "1")).output_repr == "1"
+            assert p.run(Job("def f(x):\n    return x", "2")).output_repr == "2"
+
+
+def test_unknown_layer_is_an_error():
+    with pytest.raises(ValueError, match="unknown layers"):
+        ExecutorPool(disable_layers=("landlock",))
+
+
+def test_zygote_restarts_when_killed():
+    with ExecutorPool(workers=2, timeout_s=1.0) as p:
+        old = p.zygote_pids
+        os.kill(old[0], signal.SIGKILL)
+        results = p.run_many([Job("def f(x):\n    return x", str(i)) for i in range(6)])
+        assert [r.output_repr for r in results] == [str(i) for i in range(6)]
+        assert p.zygote_pids[0] != old[0] and p.zygote_pids[1] == old[1]
+
+
+def test_close_removes_scratch_and_stops_zygotes():
+    p = ExecutorPool(workers=2, timeout_s=1.0)
+    pids, root = p.zygote_pids, p.scratch_root
+    p.run(Job("def f(x):\n    open('f', 'w').write('x')\n    return 1", "1"))
+    p.close()
+    assert not os.path.exists(root)
+    for pid in pids:
+        assert (
+            not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+        )
+    with pytest.raises(RuntimeError):
+        p.run(Job("def f(x):\n    return x", "1"))
+
+
+def test_importing_the_executor_does_not_import_jax():
+    code = "import sys, azr_jax.executor, azr_jax.executor.__main__; print('jax' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO},
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
