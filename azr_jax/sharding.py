@@ -174,3 +174,15 @@ def check_heads(mesh: Mesh, num_heads: int, num_kv_heads: int) -> None:
             raise ValueError(
                 f"{name}={n} does not divide over mesh.tensor={t}; use a tensor size that divides it"
             )
+
+
+def addressable_rows(sharding: jax.sharding.Sharding, shape: Sequence[int]) -> np.ndarray:
+    """Sorted indices of the rows (axis 0) of an array of `shape` that this process's devices hold.
+
+    With a mesh that spans hosts, each process holds only its share; `jax.make_array_from_process_
+    local_data` expects exactly these rows, in this order.
+    """
+    held: set[int] = set()
+    for index in sharding.addressable_devices_indices_map(tuple(shape)).values():
+        held.update(range(shape[0])[index[0]])
+    return np.asarray(sorted(held), dtype=np.int64)

@@ -88,3 +88,9 @@ def test_sample_rules_drop_fsdp():
     mesh = shd.make_mesh(data=1, fsdp=4, tensor=2)
     s = shd.named_sharding(mesh, ("embed", "mlp"), (64, 128), shd.SAMPLE_RULES)
     assert s.spec == P(None, "tensor")
+
+
+def test_addressable_rows_one_process_holds_every_row():
+    mesh = shd.make_mesh(2, 2, 2)
+    rows = shd.addressable_rows(shd.batch_sharding(mesh, 2), (8, 5))
+    np.testing.assert_array_equal(rows, np.arange(8))
