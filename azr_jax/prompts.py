@@ -7,7 +7,7 @@ the responses back; the answer formats described here and parsed there must stay
 
 - deduction solver: the returned value as a Python literal, bare.
 - abduction solver: the arguments of `f` as Python literals, bare (`'abc', 3`).
-- induction solver: one ```python block with the program.
+- induction solver, and HumanEval: one ```python block with the program.
 - deduction/abduction proposer: one ```python block and one ```input block.
 - induction proposer: N ```input blocks and one ```message block.
 
@@ -243,3 +243,25 @@ def evaluation_prompt(benchmark: str, code: str, input: str, output: str) -> str
     if benchmark not in EVAL_TASK_TYPES:
         raise ValueError(f"unknown benchmark {benchmark!r}; known: {sorted(EVAL_TASK_TYPES)}")
     return solver_prompt(EVAL_TASK_TYPES[benchmark], Triplet(code, input, output))
+
+
+def humaneval_prompt(prompt: str, entry_point: str) -> str:
+    """Prompt for one HumanEval problem; the answer is one ```python block (as induction).
+
+    Args:
+      prompt: the problem's code: imports, any helper functions, and the signature and
+        docstring of the function to write.
+      entry_point: the name of the function to write.
+    """
+    template = f"def {entry_point}(...):\n    ..."
+    task = (
+        f"Write the Python function `{entry_point}` described by the signature and docstring "
+        "below. The code shown (imports and helper functions included) will be placed before "
+        "your answer, so you may use it without repeating it.\n\n"
+        f"{_block('python', prompt.strip())}\n\n"
+        "Reason about the specification and its examples carefully. Inside <answer> </answer>, "
+        f"give exactly one program block holding the complete function `{entry_point}` (its "
+        "`def` line and body, plus any imports or helpers it needs), and nothing else:\n"
+        f"{_block('python', template)}"
+    )
+    return wrap(task)
