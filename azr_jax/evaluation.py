@@ -11,6 +11,8 @@ think/answer structure, and a malformed one scores 0.
   CRUXEval's harness, an answer that calls `f` scores 0: it would copy the computation rather
   than predict it.
 - CRUXEval-I: the answer is the arguments of `f`, bare; right when `f(answer) == output`.
+  An empty answer (otherwise malformed) is the empty argument list: sample_135's `f` takes
+  no arguments.
 - HumanEval: the answer is one ```python block with the complete function. The program run is
   the problem's prompt (its imports, helpers and a docstring-only stub), then the answer (which
   redefines the stub), then the problem's `check`, then a one-line wrapper that calls
@@ -47,7 +49,7 @@ from azr_jax.executor import (
     score_cruxeval,
 )
 from azr_jax.executor.program import is_banned
-from azr_jax.parsing import parse_solver_response
+from azr_jax.parsing import SolverAnswer, parse_solver_response
 from azr_jax.tasks import TaskType
 
 CRUXEVAL_FIELDS = ("code", "input", "output", "id")
@@ -158,6 +160,8 @@ def score_cruxeval_responses(
     to_score = []  # indices of answers that go to the executor
     for i, (record, response) in enumerate(zip(records, responses, strict=True)):
         parsed = parse_solver_response(task_type, response)
+        if score_task == "input" and parsed.error == "empty answer":
+            parsed = SolverAnswer(answer="")  # the arguments of an `f()` with no parameters
         result = {"id": record["id"], "task": benchmark, "answer": parsed.answer}
         if not parsed.well_formed:
             result.update(correct=False, verdict=f"malformed: {parsed.error}")

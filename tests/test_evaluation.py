@@ -142,6 +142,13 @@ def test_cruxeval_equality_rule(pool):
         pool, [double] * len(answers), [respond(a) for a in answers], "i"
     )
     assert [s["correct"] for s in scored] == [True, True, True, False, True, False]
+    # An empty CRUXEval-I answer is the empty argument list (some f take no arguments).
+    const = {"code": "def f():\n    return 3", "input": "", "output": "3", "id": "v"}
+    scored = evaluation.score_cruxeval_responses(pool, [const] * 2, [respond(""), "</think>"], "i")
+    assert [s["correct"] for s in scored] == [True, False]
+    assert scored[1]["verdict"].startswith("malformed")
+    empty_o = evaluation.score_cruxeval_responses(pool, [const], [respond("")], "o")
+    assert empty_o[0]["verdict"] == "malformed: empty answer"
     with pytest.raises(ValueError, match="'o'"):
         evaluation.score_cruxeval_responses(pool, [record], [respond("1")], "output")
 
@@ -210,3 +217,12 @@ def test_humaneval_prompt_format(problems):
     assert problems[0]["prompt"].strip() in prompt
     assert "def has_close_elements(...):" in prompt
     assert evaluation.load_humaneval(max_records=3)[2]["task_id"] == "HumanEval/2"
+
+
+def test_oracle_on_every_cruxeval_record(pool, records):
+    # All 500: includes expression inputs and sample_135, whose f takes no arguments.
+    every = evaluation.load_cruxeval(cruxeval_path())
+    summary, _ = evaluation.evaluate(
+        oracle(every, []), pool, cruxeval_records=every, humaneval=False
+    )
+    assert summary == {"n": len(every), "cruxeval_o": 1.0, "cruxeval_i": 1.0}
