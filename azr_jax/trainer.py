@@ -317,3 +317,67 @@ def train_and_evaluate(config) -> dict[str, Any]:
         run.pool.close()
         logger.close()
     return last
+
+
+# ----------------------------------------------------------------------------- evaluation & export
+def load_policy(config, step: int | None = None, model_dir: str | None = None):
+    """(cfg, params, mesh, base model dir, step) of a run's checkpoint, or of a plain HF directory.
+
+    With `model_dir`, the Hugging Face directory is loaded as is (the base model, for before/after
+    comparisons). Otherwise the run in `config.output_dir` is restored: `step`, or the latest.
+    """
+    mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+    kw = dict(param_dtype=config.model.param_dtype, dtype=config.model.dtype)
+    if model_dir:
+        cfg, params = hf_io.load_hf(model_dir, mesh, **kw)
+        return cfg, params, mesh, hf_io.resolve_model_dir(model_dir), None
+    workdir = Path(config.output_dir)
+    ckpt_dir = workdir / "checkpoints"
+    base = Path(config.model_name) if config.model_name else workdir / "base_model"
+    if not ckpt_dir.exists() or not (base / "config.json").exists():
+        raise FileNotFoundError(
+            f"{workdir} holds no run (no checkpoints/ or base model); pass the run's "
+            "--config.output_dir, or evaluate a Hugging Face directory with --model_dir"
+        )
+    cfg = hf_io.load_config(base, **kw)
+    hp = hparams_from(config)
+    _, state_shardings = jit_train_step(cfg, hp, mesh)
+    abstract = jax.tree_util.tree_map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+        jax.eval_shape(lambda p: init_train_state(p, hp), model_lib.abstract_params(cfg)),
+        state_shardings,
+    )
+    with Checkpointer(ckpt_dir, save_interval_steps=1, max_to_keep=None, async_save=False) as ck:
+        step = ck.latest_step() if step is None or step < 0 else step
+        if step is None:
+            raise FileNotFoundError(f"{ckpt_dir} holds no complete checkpoint yet")
+        state, _ = ck.restore(step, abstract)
+    return cfg, state.params, mesh, hf_io.resolve_model_dir(str(base)), step
+
+
+def greedy_fn(generator: Generator, params, settings, batch_size: int):
+    """A `generate_fn` for evaluation: greedy, one response per prompt, in order."""
+    greedy = settings.replace(greedy=True, n=1)
+
+    def generate(texts):
+        out = []
+        for start in range(0, len(texts), batch_size):
+            g = generator.generate(params, list(texts[start : start + batch_size]), jax.random.key(0), greedy)
+            out += g.texts
+        return out
+
+    return generate
+
+
+def run_evaluation(generator, params, settings, config, pool) -> tuple[dict, list[dict]]:
+    """CRUXEval-O/I (and HumanEval if asked) with the given params, greedy."""
+    from azr_jax import evaluation
+
+    records = evaluation.load_cruxeval(config.eval.cruxeval_path, config.eval.max_records)
+    settings = settings.replace(max_new_tokens=config.eval.max_new_tokens)
+    return evaluation.evaluate(
+        greedy_fn(generator, params, settings, config.sampling.batch_size),
+        pool,
+        cruxeval_records=records,
+        humaneval=config.eval.humaneval,
+    )

@@ -1,0 +1,36 @@
+"""Writes a run's policy as a Hugging Face directory (safetensors, config, tokenizer).
+
+    python scripts/export_hf.py --config=configs/default.py --config.output_dir=RUN --out DIR
+    python scripts/compare_with_hf.py --model_dir DIR      # then: same logits in transformers
+
+The directory loads in transformers and vLLM. --config.eval.step picks a checkpoint (-1: latest).
+"""
+
+import json
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from azr_jax import distributed
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Run config file[:preset].")
+flags.DEFINE_string("out", None, "Output directory.", required=True)
+flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "Saved dtype (default: the run's param dtype).")
+distributed.define_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    from azr_jax import hf_io, trainer
+
+    config = _CONFIG.value
+    cfg, params, _, base, step = trainer.load_policy(config, config.eval.step)
+    out = hf_io.save_hf(params, cfg, FLAGS.out, base, dtype=FLAGS.dtype)
+    if distributed.is_writer():
+        print(json.dumps({"out": str(out), "step": step, "num_params": cfg.num_params}))
+
+
+if __name__ == "__main__":
+    app.run(main)
