@@ -51,6 +51,11 @@ class TrainHparams:
     logprob_chunk: int = 512  # positions unembedded at a time
     remat: bool = False  # recompute each block in the backward pass
 
+    def lr_schedule(self) -> optax.Schedule:
+        return lr_schedule(
+            self.lr, self.schedule, warmup=self.warmup_steps, total_steps=self.total_steps
+        )
+
     def optimizer(self) -> optax.GradientTransformation:
         return make_optimizer(
             self.lr,
@@ -60,6 +65,29 @@ class TrainHparams:
             weight_decay=self.weight_decay,
             clip_norm=self.clip_norm,
         )
+
+
+def lr_schedule(
+    lr: float, schedule: str = "constant", *, warmup: int = 0, total_steps: int = 0
+) -> optax.Schedule:
+    """step -> learning rate: 'constant', 'linear_warmup' (0 -> lr over `warmup` steps, then
+    constant) or 'cosine' (linear warmup, then cosine decay to 0 at `total_steps`)."""
+    if schedule == "constant":
+        if warmup:
+            raise ValueError("schedule 'constant' takes no warmup; use 'linear_warmup'")
+        return optax.constant_schedule(lr)
+    if schedule == "linear_warmup":
+        w = max(warmup, 1)
+        return optax.join_schedules(
+            [optax.linear_schedule(0.0, lr, w), optax.constant_schedule(lr)], [w]
+        )
+    if schedule == "cosine":
+        if total_steps <= warmup:
+            raise ValueError(
+                f"schedule 'cosine' needs total_steps > warmup, got {total_steps} <= {warmup}"
+            )
+        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, total_steps, end_value=0.0)
+    raise ValueError(f"schedule {schedule!r} is not one of {SCHEDULES}")
 
 
 def make_optimizer(
@@ -72,23 +100,7 @@ def make_optimizer(
     clip_norm: float = 1.0,
 ) -> optax.GradientTransformation:
     """AdamW (b1 0.9, b2 0.999, eps 1e-8) after clipping the gradient at global norm `clip_norm`."""
-    if schedule == "constant":
-        if warmup:
-            raise ValueError("schedule 'constant' takes no warmup; use 'linear_warmup'")
-        lr_fn: Any = lr
-    elif schedule == "linear_warmup":
-        lr_fn = optax.join_schedules(
-            [optax.linear_schedule(0.0, lr, max(warmup, 1)), optax.constant_schedule(lr)],
-            [max(warmup, 1)],
-        )
-    elif schedule == "cosine":
-        if total_steps <= warmup:
-            raise ValueError(
-                f"schedule 'cosine' needs total_steps > warmup, got {total_steps} <= {warmup}"
-            )
-        lr_fn = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, total_steps, end_value=0.0)
-    else:
-        raise ValueError(f"schedule {schedule!r} is not one of {SCHEDULES}")
+    lr_fn = lr_schedule(lr, schedule, warmup=warmup, total_steps=total_steps)
     return optax.chain(
         optax.clip_by_global_norm(clip_norm),
         optax.adamw(lr_fn, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay),
@@ -112,29 +124,14 @@ def _split(batch: PGBatch, micro_batches: int) -> PGBatch:
     return jax.tree_util.tree_map(split, batch)
 
 
-def train_step(
-    state: TrainState,
-    batch: PGBatch,
-    rng: jax.Array,
-    *,
-    cfg: ModelConfig,
-    hparams: TrainHparams,
-) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One policy-gradient update. Pure: jit it with `jit_train_step`.
+def loss_and_grads(
+    params: dict, batch: PGBatch, *, cfg: ModelConfig, hparams: TrainHparams
+) -> tuple[dict, dict[str, jax.Array]]:
+    """Gradient of the batch's loss, accumulated over `hparams.micro_batches`, and loss metrics.
 
-    Args:
-      state: params, optimizer state and step.
-      batch: the rollouts; B must divide by `hparams.micro_batches`.
-      rng: unused today (no dropout); part of the signature for stochastic variants.
-      cfg: model config (static).
-      hparams: update hyperparameters (static).
-
-    Returns:
-      (new state, metrics): scalars "loss", "pg_loss", "entropy", "clip_frac", "kl" (with a
-      reference), "grad_norm", "logprob_diff_max", "lr"; with group ids and rewards also
-      "group_count", "group_reward", "group_advantage", "group_length", each [6].
+    The aggregation weights come from the whole batch first, so every split gives the same sums.
+    Returns (grads like params, aux) with aux as in `pg_loss.pg_objective`.
     """
-    del rng
     lc = hparams.loss
     rows, m = batch.tokens.shape[0], hparams.micro_batches
     if rows % m:
@@ -157,51 +154,62 @@ def train_step(
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     if m == 1:
-        (_, aux), grads = grad_fn(state.params, batch, weights, metric_weights)
-    else:
-        mbs, ws, mws = _split((batch, weights, metric_weights), m)
+        (_, aux), grads = grad_fn(params, batch, weights, metric_weights)
+        return grads, aux
 
-        def body(carry, xs):
-            g_sum, aux_sum = carry
-            (_, aux), g = grad_fn(state.params, *xs)
-            g_sum = jax.tree_util.tree_map(lambda a, b: a + b.astype(a.dtype), g_sum, g)
-            aux_sum = {
-                k: jnp.maximum(v, aux[k]) if k == "logprob_diff_max" else v + aux[k]
-                for k, v in aux_sum.items()
-            }
-            return (g_sum, aux_sum), None
+    xs = _split((batch, weights, metric_weights), m)  # [M, B / M, ...] each
 
-        g0 = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
-        aux0 = jax.tree_util.tree_map(
-            jnp.zeros_like,
-            jax.eval_shape(
-                loss_fn, state.params, *jax.tree_util.tree_map(lambda x: x[0], (mbs, ws, mws))
-            )[1],
-        )
-        (grads, aux), _ = jax.lax.scan(body, (g0, aux0), (mbs, ws, mws))
-        grads = jax.tree_util.tree_map(lambda g, p: g.astype(p.dtype), grads, state.params)
+    def body(carry, x):
+        g_sum, aux_sum = carry
+        (_, aux), g = grad_fn(params, *x)
+        g_sum = jax.tree_util.tree_map(lambda a, b: a + b.astype(a.dtype), g_sum, g)
+        aux_sum = {
+            k: jnp.maximum(v, aux[k]) if k == "logprob_diff_max" else v + aux[k]
+            for k, v in aux_sum.items()
+        }
+        return (g_sum, aux_sum), None
 
-    tx = hparams.optimizer()
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    g0 = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+    first = jax.tree_util.tree_map(lambda x: x[0], xs)
+    aux0 = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(loss_fn, params, *first)[1])
+    (grads, aux), _ = jax.lax.scan(body, (g0, aux0), xs)
+    return jax.tree_util.tree_map(lambda g, p: g.astype(p.dtype), grads, params), aux
+
+
+def train_step(
+    state: TrainState,
+    batch: PGBatch,
+    rng: jax.Array,
+    *,
+    cfg: ModelConfig,
+    hparams: TrainHparams,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One policy-gradient update. Pure: jit it with `jit_train_step`.
+
+    Args:
+      state: params, optimizer state and step.
+      batch: the rollouts; B must divide by `hparams.micro_batches`.
+      rng: unused today (no dropout); part of the signature for stochastic variants.
+      cfg: model config (static).
+      hparams: update hyperparameters (static).
+
+    Returns:
+      (new state, metrics): scalars "loss", "pg_loss", "entropy", "clip_frac", "kl" (with a
+      reference), "grad_norm" (before clipping), "logprob_diff_max" (sampler vs trainer, 0
+      without old log-probs), "lr"; with group ids and rewards also "group_count",
+      "group_reward", "group_advantage", "group_length", each [6].
+    """
+    del rng
+    grads, aux = loss_and_grads(state.params, batch, cfg=cfg, hparams=hparams)
+    updates, opt_state = hparams.optimizer().update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(aux)
-    metrics["grad_norm"] = optax.global_norm(grads)
-    metrics["lr"] = _current_lr(hparams, state.step)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    metrics["lr"] = jnp.asarray(hparams.lr_schedule()(state.step), jnp.float32)
     if batch.group_ids is not None and batch.rewards is not None:
         metrics.update(group_metrics(batch))
     new_state = TrainState(params=params, opt_state=opt_state, step=state.step + 1)
     return new_state, metrics
-
-
-def _current_lr(hparams: TrainHparams, step: jax.Array) -> jax.Array:
-    if hparams.schedule == "constant":
-        return jnp.asarray(hparams.lr, jnp.float32)
-    if hparams.schedule == "linear_warmup":
-        w = max(hparams.warmup_steps, 1)
-        return hparams.lr * jnp.minimum(step.astype(jnp.float32) / w, 1.0)
-    return optax.warmup_cosine_decay_schedule(
-        0.0, hparams.lr, hparams.warmup_steps, hparams.total_steps, end_value=0.0
-    )(step)
 
 
 def group_metrics(batch: PGBatch) -> dict[str, jax.Array]:
