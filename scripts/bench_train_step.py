@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# JAX would otherwise take 75% of the GPU at its first use, starving the PyTorch side.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from absl import app, flags  # noqa: E402
 
