@@ -26,6 +26,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 AGG_MODES = ("token-mean", "seq-mean-token-mean")
@@ -70,6 +71,26 @@ class PGBatch:
     response_start: int = struct.field(pytree_node=False, default=1)
 
 
+def validate_batch(batch: PGBatch) -> None:
+    """Host-side checks of a batch's shapes and of `response_start` (numpy arrays are read)."""
+    b, length = np.shape(batch.tokens)
+    for name in ("attn_mask", "loss_mask", "old_logprobs", "ref_logprobs"):
+        x = getattr(batch, name)
+        if x is not None and np.shape(x) != (b, length):
+            raise ValueError(f"batch.{name} has shape {np.shape(x)}, expected {(b, length)}")
+    for name in ("advantages", "group_ids", "rewards"):
+        x = getattr(batch, name)
+        if x is not None and np.shape(x) != (b,):
+            raise ValueError(f"batch.{name} has shape {np.shape(x)}, expected {(b,)}")
+    if not 1 <= batch.response_start < length:
+        raise ValueError(f"batch.response_start={batch.response_start} must lie in [1, {length})")
+    if isinstance(batch.loss_mask, np.ndarray) and batch.loss_mask[:, : batch.response_start].any():
+        raise ValueError(
+            f"batch.loss_mask marks tokens before response_start={batch.response_start}; "
+            "set response_start to the prompt width (or 1)"
+        )
+
+
 def token_weights(loss_mask: jax.Array, agg_mode: str) -> jax.Array:
     """[B, L] float32 aggregation weights over the whole batch; they sum to 1 (or 0 if empty)."""
     mask = loss_mask.astype(jnp.float32)  # [B, L]
@@ -97,6 +118,8 @@ def pg_objective(
       `aux` holds additive contributions ("pg_loss" in the aggregation mode; "entropy", "kl",
       "clip_frac" as token means) and "logprob_diff_max" (combine with max).
     """
+    if cfg.kl_coef and batch.ref_logprobs is None:
+        raise ValueError("kl_coef > 0 needs batch.ref_logprobs (a frozen reference's log-probs)")
     mask = batch.loss_mask.astype(bool)  # [B, L]
     adv = batch.advantages.astype(jnp.float32)[:, None]  # [B, 1]
     if batch.old_logprobs is None:

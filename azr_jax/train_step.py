@@ -23,7 +23,7 @@ from azr_jax import model as model_lib
 from azr_jax import sharding as shd
 from azr_jax.logprobs import token_logprobs
 from azr_jax.model_config import ModelConfig
-from azr_jax.pg_loss import PGBatch, PGLossConfig, pg_objective, token_weights
+from azr_jax.pg_loss import PGBatch, PGLossConfig, pg_objective, token_weights, validate_batch
 
 NUM_GROUPS = 6  # (task type, role) groups, the order of azr_jax.tasks.GROUPS
 SCHEDULES = ("constant", "cosine", "linear_warmup")
@@ -321,6 +321,7 @@ def jit_train_step(
     )
 
     def step(state: TrainState, batch: PGBatch, rng: jax.Array):
+        validate_batch(batch)
         shd.check_batch(mesh, batch.tokens.shape[0] // hparams.micro_batches, "micro-batch")
         with jax.set_mesh(mesh):
             return fn(state, batch, rng)

@@ -36,6 +36,9 @@ flags.DEFINE_integer("steps", 5, "Timed steps per side.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps per side (the first compiles).")
 flags.DEFINE_float("peak_flops", 989e12, "Peak dense bf16 FLOP/s of one device (H100/H200).")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch step.")
+flags.DEFINE_integer(
+    "threads", 0, "CPU threads for both sides (0: each library's default; 1: single-threaded)."
+)
 FLAGS = flags.FLAGS
 
 LR = 1e-6
@@ -165,6 +168,16 @@ def _release_torch_memory() -> None:
 
 def main(argv):
     del argv
+    if FLAGS.threads:
+        # On a shared CPU, OpenMP's spinning threads can slow torch by 10x; pin both sides.
+        import torch
+
+        torch.set_num_threads(FLAGS.threads)
+        if FLAGS.threads == 1:
+            os.environ["XLA_FLAGS"] = (
+                os.environ.get("XLA_FLAGS", "")
+                + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+            )
     import jax
 
     from azr_jax import hf_io
@@ -190,6 +203,7 @@ def main(argv):
         "dtype": FLAGS.dtype,
         "device": jax.devices()[0].device_kind,
         "num_devices": jax.device_count(),
+        "threads": FLAGS.threads,
     }
     # PyTorch first: its caching allocator hands the GPU memory back before JAX allocates.
     sec_torch = bench_torch(ckpt, rows, old) if FLAGS.torch else None

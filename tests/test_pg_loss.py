@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from rollouts import rollout_rows
 
-from azr_jax.pg_loss import AGG_MODES, PGBatch, PGLossConfig, pg_objective, token_weights
+from azr_jax.pg_loss import (
+    AGG_MODES,
+    PGBatch,
+    PGLossConfig,
+    pg_objective,
+    token_weights,
+    validate_batch,
+)
 
 B, P, R = 6, 3, 7
 
@@ -108,3 +115,18 @@ def test_token_weights():
     np.testing.assert_array_equal(token_weights(np.zeros((2, 3)), "token-mean"), 0)
     with pytest.raises(ValueError, match="agg_mode"):
         PGLossConfig(agg_mode="seq-mean-token-sum")
+
+
+def test_bad_batches_fail_loudly():
+    rows = rollout_rows(4, P, R, 100)
+    fields = {k: rows[k] for k in ("tokens", "attn_mask", "loss_mask", "advantages")}
+    validate_batch(PGBatch(**fields, response_start=P))
+    with pytest.raises(ValueError, match="response_start"):
+        validate_batch(PGBatch(**fields, response_start=P + 1))
+    with pytest.raises(ValueError, match="advantages"):
+        validate_batch(PGBatch(**{**fields, "advantages": rows["advantages"][:2]}))
+    batch = PGBatch(**fields)
+    w = token_weights(batch.loss_mask, "token-mean")
+    lp = jnp.zeros(rows["tokens"].shape)
+    with pytest.raises(ValueError, match="ref_logprobs"):
+        pg_objective(lp, lp, batch, w, w, PGLossConfig(kl_coef=0.1))
