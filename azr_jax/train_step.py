@@ -234,56 +234,13 @@ def group_metrics(batch: PGBatch) -> dict[str, jax.Array]:
 
 
 # ----------------------------------------------------------------------------- sharded jit
-def opt_state_shardings(
-    tx: optax.GradientTransformation, abstract: dict, param_shardings: dict, mesh: jax.sharding.Mesh
-) -> Any:
-    """Shardings of `tx.init(params)`: a moment takes its parameter's sharding (matched by the
-    parameter's key path at the end of the leaf's path, and its shape); counters are replicated."""
-    by_path = {
-        tuple(path): (leaf.shape, sh)
-        for (path, leaf), sh in zip(
-            jax.tree_util.tree_flatten_with_path(abstract)[0],
-            jax.tree_util.tree_leaves(param_shardings),
-            strict=True,
-        )
-    }
-    abstract_opt = jax.eval_shape(tx.init, abstract)
-
-    def pick(path, leaf):
-        i = len(path)
-        while i > 0 and isinstance(path[i - 1], jax.tree_util.DictKey):
-            i -= 1
-        key = tuple(path[i:])
-        if key in by_path:
-            shape, sh = by_path[key]
-            if shape != leaf.shape:
-                raise ValueError(
-                    f"optimizer state {jax.tree_util.keystr(path)} has shape {leaf.shape} but "
-                    f"its parameter has {shape}"
-                )
-            return sh
-        if leaf.ndim:
-            raise ValueError(
-                f"optimizer state {jax.tree_util.keystr(path)} {leaf.shape} matches no parameter; "
-                "teach azr_jax.train_step.opt_state_shardings about this optimizer"
-            )
-        return shd.replicated(mesh)
-
-    return jax.tree_util.tree_map_with_path(pick, abstract_opt)
-
-
 def state_shardings(cfg: ModelConfig, hparams: TrainHparams, mesh: jax.sharding.Mesh) -> TrainState:
     """TrainState of NamedShardings: params by TRAIN_RULES, optimizer moments alike."""
     abstract = model_lib.abstract_params(cfg)
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     params = shd.tree_shardings(abstract, model_lib.param_axes(cfg), mesh, shd.TRAIN_RULES)
-    opt = opt_state_shardings(hparams.optimizer(), abstract, params, mesh)
+    opt = shd.optimizer_state_shardings(hparams.optimizer().init, abstract, params, mesh)
     return TrainState(params=params, opt_state=opt, step=shd.replicated(mesh))
-
-
-def batch_shardings(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
-    """One sharding for every batch field: rows over data x fsdp, other dims replicated."""
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(shd.BATCH_AXES))
 
 
 def jit_init_state(
@@ -316,7 +273,8 @@ def jit_train_step(
     repl = shd.replicated(mesh)
     fn = jax.jit(
         functools.partial(train_step, cfg=cfg, hparams=hparams),
-        in_shardings=(sh, batch_shardings(mesh), repl),
+        # One prefix sharding for every batch field: rows over data x fsdp, the rest replicated.
+        in_shardings=(sh, shd.batch_sharding(mesh, 1), repl),
         out_shardings=(sh, repl),
         donate_argnums=0,
     )

@@ -72,7 +72,7 @@ def bench_jax(ckpt: Path, rows, old, remat: bool) -> float:
     from azr_jax import hf_io
     from azr_jax import sharding as shd
     from azr_jax.pg_loss import PGBatch, PGLossConfig
-    from azr_jax.train_step import TrainHparams, batch_shardings, jit_init_state, jit_train_step
+    from azr_jax.train_step import TrainHparams, jit_init_state, jit_train_step
 
     tokens, attn, loss, adv, prompt = rows
     mesh = shd.make_mesh(data=1, fsdp=-1)
@@ -94,7 +94,7 @@ def bench_jax(ckpt: Path, rows, old, remat: bool) -> float:
         old_logprobs=old,
         response_start=prompt,
     )
-    batch = jax.device_put(batch, batch_shardings(mesh))
+    batch = jax.device_put(batch, shd.batch_sharding(mesh, 1))  # rows over data x fsdp
     rng = jax.random.key(0)
     holder = {"state": state}
 
