@@ -201,14 +201,32 @@ class CausalLM(nnx.Module):
         else:
             self.lm_head = _param(rngs, (d, cfg.vocab_size), ("embed", "vocab"), cfg.param_dtype)
 
-    def hidden(self, tokens, positions, kv_mask, cache=None, cache_index=None):
-        """Final normalised hidden states [B, T, D] and the updated cache."""
+    def hidden(self, tokens, positions, kv_mask, cache=None, cache_index=None, remat=False):
+        """Final normalised hidden states [B, T, D] and the updated cache.
+
+        `remat` (training, no cache) recomputes each block's activations in the backward pass
+        instead of storing them: memory per layer drops to the block's input.
+        """
         dtype = jnp.dtype(self.cfg.dtype)
-        x = jnp.take(self.embed[...], tokens, axis=0).astype(dtype)  # [B, T, D]
+        # Vocab-parallel lookup: gather the table over `embed` first (as FSDP does for every
+        # weight), else the partitioner replicates the [B, T, D] result to re-split it by batch.
+        table = constrain(self.embed[...], ("vocab", None))  # [V, D]
+        x = jnp.take(table, tokens, axis=0).astype(dtype)  # [B, T, D]
         if self.pos_embed is not None:
             x = x + jnp.take(self.pos_embed[...], positions, axis=0).astype(dtype)
         x = constrain(x, ("batch", "length", "act_embed"))
         new_cache = [] if cache is not None else None
+        if remat:
+            if cache is not None:
+                raise ValueError("remat is for training (no KV cache); pass cache=None")
+
+            def block(layer, x):
+                return layer(x, positions, kv_mask, None, None)[0]
+
+            remat_block = nnx.remat(block)
+            for layer in self.layers:
+                x = remat_block(layer, x)
+            return self.final_norm(x), None
         for i, layer in enumerate(self.layers):
             x, layer_cache = layer(
                 x, positions, kv_mask, None if cache is None else cache[i], cache_index
@@ -287,9 +305,14 @@ def forward(
     return bind(params, cfg)(tokens, positions, kv_mask, cache, cache_index)
 
 
-def hidden_states(params, cfg, tokens, positions, kv_mask, cache=None, cache_index=None):
-    """Final normalised hidden states [B, T, D] (before the LM head) and the cache."""
-    return bind(params, cfg).hidden(tokens, positions, kv_mask, cache, cache_index)
+def hidden_states(
+    params, cfg, tokens, positions, kv_mask, cache=None, cache_index=None, *, remat=False
+):
+    """Final normalised hidden states [B, T, D] (before the LM head) and the cache.
+
+    `remat=True` (training only, no cache) wraps each block in `jax.checkpoint`.
+    """
+    return bind(params, cfg).hidden(tokens, positions, kv_mask, cache, cache_index, remat)
 
 
 def unembed(params: dict, cfg: ModelConfig, h: jax.Array) -> jax.Array:

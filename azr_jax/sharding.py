@@ -10,7 +10,7 @@ three mesh axes:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -186,3 +186,41 @@ def addressable_rows(sharding: jax.sharding.Sharding, shape: Sequence[int]) -> n
     for index in sharding.addressable_devices_indices_map(tuple(shape)).values():
         held.update(range(shape[0])[index[0]])
     return np.asarray(sorted(held), dtype=np.int64)
+
+
+def optimizer_state_shardings(
+    init_fn: Callable[[Any], Any], abstract_params: Any, param_shardings: Any, mesh: Mesh
+) -> Any:
+    """Shardings of `init_fn(params)` (an optimizer's init), derived from the parameters'.
+
+    A state leaf whose key path ends with a parameter's key path (Adam's `mu.<path>`,
+    `nu.<path>`) takes that parameter's sharding; scalar leaves (step counters) are replicated.
+    """
+    flat_params = jax.tree_util.tree_flatten_with_path(abstract_params)[0]
+    by_path = {
+        tuple(path): (leaf.shape, sh)
+        for (path, leaf), sh in zip(
+            flat_params, jax.tree_util.tree_leaves(param_shardings), strict=True
+        )
+    }
+
+    def pick(path, leaf):
+        start = len(path)  # the parameter path: the trailing run of dict keys
+        while start > 0 and isinstance(path[start - 1], jax.tree_util.DictKey):
+            start -= 1
+        name = jax.tree_util.keystr(path)
+        if tuple(path[start:]) in by_path:
+            shape, sh = by_path[tuple(path[start:])]
+            if shape != leaf.shape:
+                raise ValueError(
+                    f"optimizer state {name} has shape {leaf.shape} but its parameter {shape}"
+                )
+            return sh
+        if leaf.ndim:
+            raise ValueError(
+                f"optimizer state {name} {leaf.shape} matches no parameter; teach "
+                "azr_jax.sharding.optimizer_state_shardings about this optimizer's state"
+            )
+        return replicated(mesh)
+
+    return jax.tree_util.tree_map_with_path(pick, jax.eval_shape(init_fn, abstract_params))

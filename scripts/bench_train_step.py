@@ -1,0 +1,229 @@
+"""Train-step throughput: azr_jax's jitted update vs the same update in PyTorch, side by side.
+
+    python scripts/bench_train_step.py --preset small             # CPU: batch 8, length 256
+    python scripts/bench_train_step.py --preset qwen0.5b --dtype bfloat16 --length 2048 \
+        --batch 8 --remat both                                     # GPU: adds MFU
+
+One step = forward, backward and AdamW update of the TRR++ loss (clipped ratio against old
+log-probs, entropy bonus, token-mean) on `batch` rows of `length` tokens (prompt = length / 4,
+the rest response). The reference is a transformers model with the same weights, the same loss
+from full logits, `clip_grad_norm_` and `torch.optim.AdamW`, on the same device (CUDA when
+available). Compilation and warm-up steps are excluded. tokens/s counts every row token; MFU is
+6 * parameters * tokens/s / peak. Builds the random checkpoint once under .cache/bench.
+Last line: JSON.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# JAX would otherwise take 75% of the GPU at its first use, starving the PyTorch side.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("preset", "small", "Checkpoint shape (azr_jax.tiny_checkpoint.PRESETS).")
+flags.DEFINE_string("family", "qwen2", "Model family.")
+flags.DEFINE_integer("batch", 8, "Rows per step.")
+flags.DEFINE_integer("length", None, "Row length (default: 128 for tiny, 256 otherwise).")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype (params float32).")
+flags.DEFINE_enum("remat", "off", ["off", "on", "both"], "jax.checkpoint around each block.")
+flags.DEFINE_integer("micro_batches", 1, "Micro-batches per step.")
+flags.DEFINE_integer("chunk", 512, "Log-prob chunk (positions unembedded at a time).")
+flags.DEFINE_integer("steps", 5, "Timed steps per side.")
+flags.DEFINE_integer("warmup", 2, "Untimed steps per side (the first compiles).")
+flags.DEFINE_float("peak_flops", 989e12, "Peak dense bf16 FLOP/s of one device (H100/H200).")
+flags.DEFINE_bool("torch", True, "Also time the PyTorch step.")
+flags.DEFINE_integer(
+    "threads", 0, "CPU threads for both sides (0: each library's default; 1: single-threaded)."
+)
+FLAGS = flags.FLAGS
+
+LR = 1e-6
+
+
+def make_rows(batch: int, length: int, vocab: int, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    prompt = length // 4
+    tokens = rng.integers(2, vocab, (batch, length)).astype(np.int32)
+    attn = np.ones((batch, length), np.int32)
+    loss = np.zeros((batch, length), np.int32)
+    loss[:, prompt:] = 1
+    adv = rng.normal(size=batch).astype(np.float32)
+    return tokens, attn, loss, adv, prompt
+
+
+def _timed(step, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t) / steps
+
+
+def bench_jax(ckpt: Path, rows, old, remat: bool) -> float:
+    import jax
+
+    from azr_jax import hf_io
+    from azr_jax import sharding as shd
+    from azr_jax.pg_loss import PGBatch, PGLossConfig
+    from azr_jax.train_step import TrainHparams, jit_init_state, jit_train_step
+
+    tokens, attn, loss, adv, prompt = rows
+    mesh = shd.make_mesh(data=1, fsdp=-1)
+    cfg, params = hf_io.load_hf(ckpt, mesh, dtype=FLAGS.dtype)
+    hp = TrainHparams(
+        loss=PGLossConfig(),
+        lr=LR,
+        micro_batches=FLAGS.micro_batches,
+        logprob_chunk=FLAGS.chunk,
+        remat=remat,
+    )
+    state = jit_init_state(cfg, hp, mesh)(params)
+    step_fn = jit_train_step(cfg, hp, mesh)
+    batch = PGBatch(
+        tokens=tokens,
+        attn_mask=attn,
+        loss_mask=loss,
+        advantages=adv,
+        old_logprobs=old,
+        response_start=prompt,
+    )
+    batch = jax.device_put(batch, shd.batch_sharding(mesh, 1))  # rows over data x fsdp
+    rng = jax.random.key(0)
+    holder = {"state": state}
+
+    def step():
+        holder["state"], metrics = step_fn(holder["state"], batch, rng)
+        jax.block_until_ready(metrics["loss"])
+
+    return _timed(step, FLAGS.steps, FLAGS.warmup)
+
+
+def old_logprobs(ckpt: Path, rows):
+    """The 'sampler' log-probs: the current policy's, so ratios start at 1 as in a real update."""
+    import jax
+    import numpy as np
+
+    from azr_jax import hf_io
+    from azr_jax.logprobs import token_logprobs
+
+    tokens, attn, _, _, prompt = rows
+    cfg, params = hf_io.load_hf(ckpt, dtype=FLAGS.dtype)
+    fn = jax.jit(lambda p, t, a: token_logprobs(p, cfg, t, a, start=prompt, chunk=FLAGS.chunk)[0])
+    return np.asarray(fn(params, tokens, attn), np.float32)
+
+
+def bench_torch(ckpt: Path, rows, old) -> float | None:
+    import numpy as np
+    import torch
+    import transformers
+
+    tokens, attn, loss, adv, _ = rows
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    model = transformers.AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8)
+    t = lambda x: torch.tensor(np.array(x), device=dev)  # noqa: E731
+    tokens, attn, mask = t(tokens).long(), t(attn).long(), t(loss)[:, 1:].float()
+    old, adv = t(old)[:, 1:], t(adv)[:, None]
+    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    autocast = torch.autocast(dev, dtype=torch.bfloat16, enabled=FLAGS.dtype == "bfloat16")
+
+    def step():
+        with autocast:
+            logits = model(input_ids=tokens, attention_mask=attn, position_ids=positions).logits
+        logp_all = torch.log_softmax(logits[:, :-1].float(), -1)
+        logp = logp_all.gather(-1, tokens[:, 1:, None])[..., 0]
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        ratio = torch.exp(logp - old)
+        pg = torch.maximum(-adv * ratio, -adv * ratio.clamp(0.8, 1.2))
+        obj = ((pg - 0.001 * entropy) * mask).sum() / mask.sum()
+        opt.zero_grad(set_to_none=True)
+        obj.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    try:
+        return _timed(step, FLAGS.steps, FLAGS.warmup)
+    except torch.OutOfMemoryError:
+        return None
+
+
+def _release_torch_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def main(argv):
+    del argv
+    if FLAGS.threads:
+        # On a shared CPU, OpenMP's spinning threads can slow torch by 10x; pin both sides.
+        import torch
+
+        torch.set_num_threads(FLAGS.threads)
+        if FLAGS.threads == 1:
+            os.environ["XLA_FLAGS"] = (
+                os.environ.get("XLA_FLAGS", "")
+                + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+            )
+    import jax
+
+    from azr_jax import hf_io
+    from azr_jax.tiny_checkpoint import make_tiny_checkpoint
+
+    root = Path(__file__).resolve().parent.parent
+    ckpt = make_tiny_checkpoint(
+        FLAGS.family,
+        root / ".cache" / "bench" / f"{FLAGS.family}-{FLAGS.preset}",
+        preset=FLAGS.preset,
+    )
+    cfg = hf_io.load_config(ckpt)
+    length = FLAGS.length or (128 if FLAGS.preset == "tiny" else 256)
+    rows = make_rows(FLAGS.batch, length, cfg.vocab_size)
+    old = old_logprobs(ckpt, rows)
+    tokens = FLAGS.batch * length
+    out = {
+        "preset": FLAGS.preset,
+        "family": FLAGS.family,
+        "params": cfg.num_params,
+        "batch": FLAGS.batch,
+        "length": length,
+        "dtype": FLAGS.dtype,
+        "device": jax.devices()[0].device_kind,
+        "num_devices": jax.device_count(),
+        "threads": FLAGS.threads,
+    }
+    # PyTorch first: its caching allocator hands the GPU memory back before JAX allocates.
+    sec_torch = bench_torch(ckpt, rows, old) if FLAGS.torch else None
+    _release_torch_memory()
+    out["torch_tokens_per_s"] = tokens / sec_torch if sec_torch else None
+    variants = {"off": [False], "on": [True], "both": [False, True]}[FLAGS.remat]
+    for remat in variants:
+        sec = bench_jax(ckpt, rows, old, remat)
+        key = "jax_remat" if remat else "jax"
+        out[f"{key}_tokens_per_s"] = tokens / sec
+        out[f"{key}_mfu"] = (
+            6 * cfg.num_params * tokens / sec / (FLAGS.peak_flops * jax.device_count())
+        )
+        print(f"{key}: {sec * 1e3:.1f} ms/step, {tokens / sec:.0f} tokens/s", flush=True)
+    if out["torch_tokens_per_s"]:
+        print(f"torch: {tokens / out['torch_tokens_per_s'] * 1e3:.1f} ms/step", flush=True)
+    main_key = "jax_tokens_per_s" if "jax_tokens_per_s" in out else "jax_remat_tokens_per_s"
+    out["ratio"] = out[main_key] / out["torch_tokens_per_s"] if out["torch_tokens_per_s"] else None
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    app.run(main)
