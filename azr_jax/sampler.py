@@ -193,8 +193,11 @@ def sample(
 ) -> SampleOutput:
     """The pure sampler: generated tokens, their log-probs and lengths ([R, N], [R, N], [R])."""
     state = decode(
-        params, cfg, prefill(params, cfg, prompt_tokens, prompt_lengths, rng, settings, stop_table),
-        settings, stop_table,
+        params,
+        cfg,
+        prefill(params, cfg, prompt_tokens, prompt_lengths, rng, settings, stop_table),
+        settings,
+        stop_table,
     )
     return SampleOutput(state.tokens, state.logprobs, state.lengths)
 

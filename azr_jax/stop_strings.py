@@ -73,9 +73,14 @@ def byte_automaton(stop_strings: tuple[str, ...]) -> np.ndarray:
 
 def stop_table(tokenizer, stop_strings: tuple[str, ...], vocab_size: int) -> np.ndarray:
     """[Q, V] int32: `table[q, v]` is the automaton state after token v from state q."""
+    return transition_table(token_bytes(tokenizer, vocab_size), stop_strings)
+
+
+def transition_table(pieces: list[bytes], stop_strings: tuple[str, ...]) -> np.ndarray:
+    """[Q, V] int32 table for tokens whose bytes are `pieces` (V = len(pieces))."""
     delta = byte_automaton(tuple(stop_strings))
     accept = delta.shape[0] - 1
-    pieces = token_bytes(tokenizer, vocab_size)
+    vocab_size = len(pieces)
     lens = np.array([len(p) for p in pieces])
     order = np.argsort(-lens, kind="stable")  # longest first: step j touches a shrinking prefix
     buf = np.zeros((vocab_size, max(int(lens.max()), 1)), np.uint8)
