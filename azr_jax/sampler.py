@@ -47,7 +47,7 @@ class DecodeState(NamedTuple):
     prompt_lengths: jax.Array  # [R] int32 real prompt tokens (token i has this + i as position)
     kv_mask: jax.Array  # [R, S] bool: real prompt slots and all generated slots
     rng: jax.Array  # [] PRNG key (folded with `step` for each token)
-    cache: model_lib.Cache  # per layer {"k", "v"}: [R, S, K, H]
+    cache: model_lib.Cache  # per layer {"k", "v"}: [R, K, S, H]
 
 
 def state_axes(num_layers: int) -> DecodeState:
@@ -157,6 +157,14 @@ def prefill(
     return _emit(state, rep(logits), settings, stop_table)
 
 
+def _head(params: dict, cfg: ModelConfig) -> jax.Array:
+    """The LM head as [D, V], transposed once per decode call when tied to the embedding: XLA's
+    CPU dot reads a [V, D] right-hand side about twice as slowly in the decode matvec."""
+    if cfg.tie_word_embeddings:
+        return shd.constrain(params["embed"].T, (None, "act_vocab"))
+    return params["lm_head"]
+
+
 def decode(
     params: dict,
     cfg: ModelConfig,
@@ -166,6 +174,7 @@ def decode(
 ) -> DecodeState:
     """Feeds the last token and samples the next until every row is done or N are out."""
     p = state.kv_mask.shape[1] - settings.max_new_tokens
+    head = _head(params, cfg)
 
     def cond(s: DecodeState) -> jax.Array:
         return (s.step < settings.max_new_tokens) & ~jnp.all(s.done)
@@ -173,11 +182,15 @@ def decode(
     def body(s: DecodeState) -> DecodeState:
         last = jax.lax.dynamic_index_in_dim(s.tokens, s.step - 1, axis=1)  # [R, 1]
         positions = (s.prompt_lengths + s.step - 1)[:, None]  # [R, 1]
-        logits, cache = model_lib.forward(
+        h, cache = model_lib.hidden_states(
             params, cfg, last, positions, s.kv_mask, s.cache, p + s.step - 1
         )
+        logits = jnp.einsum(
+            "BD,DV->BV", h[:, 0], head.astype(h.dtype), preferred_element_type=jnp.float32
+        )
+        logits = shd.constrain(logits, ("batch", "act_vocab"))
         cache = [{k: shd.constrain(v, model_lib.CACHE_AXES) for k, v in c.items()} for c in cache]
-        return _emit(s._replace(cache=cache), logits[:, 0], settings, stop_table)
+        return _emit(s._replace(cache=cache), logits, settings, stop_table)
 
     return jax.lax.while_loop(cond, body, state)
 
@@ -251,7 +264,11 @@ class Sampler:
         if self.mesh is not None:
             shd.check_batch(self.mesh, batch, "prompt batch")
 
-    def _executables(self, params, tokens, lengths, rng, settings, stop_table):
+    def compile(self, params, tokens, lengths, rng, settings, stop_table=None):
+        """The (prefill, decode) executables for these argument shapes, compiled once per key.
+
+        `decode` donates its state argument. Benchmarks call these to time each phase.
+        """
         key = (settings, tokens.shape, None if stop_table is None else stop_table.shape)
         if key in self._compiled:
             return self._compiled[key]
@@ -324,7 +341,7 @@ class Sampler:
         if stop_table is not None:
             stop_table = self._place(jnp.asarray(stop_table, jnp.int32))
         rng = self._place(rng)
-        pre_exe, dec_exe = self._executables(params, tokens, lengths, rng, settings, stop_table)
+        pre_exe, dec_exe = self.compile(params, tokens, lengths, rng, settings, stop_table)
         state = dec_exe(params, pre_exe(params, tokens, lengths, rng, stop_table), stop_table)
         return SampleOutput(state.tokens, state.logprobs, state.lengths)
 
