@@ -145,8 +145,14 @@ class Attention(nnx.Module):
         scores = scores * (h**-0.5)
         scores = jnp.where(mask[:, None, None, :, :], scores, _NEG)
         probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-        out = jnp.einsum("BKGTS,BKSH->BTKGH", probs, v).reshape(b, t, n, h)
-        return self.o(out), cache
+        out = jnp.einsum("BKGTS,BKSH->BTKGH", probs, v).reshape(b, t, n * h)
+        # One flat contracting axis: with two (N, H) jnp.einsum orders them (H, N), and XLA then
+        # copies the transposed [H, N, D] weight on every decode step.
+        w = self.o.kernel[...].astype(out.dtype).reshape(n * h, -1)  # [N * H, D]
+        y = jnp.einsum("BTE,ED->BTD", out, w)
+        if self.o.bias is not None:
+            y = y + self.o.bias[...].astype(y.dtype)
+        return y, cache
 
 
 class MLP(nnx.Module):
