@@ -16,6 +16,7 @@ separately, once per shape key, with in/out shardings and the decode state donat
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Mapping
@@ -60,6 +61,7 @@ def state_axes(num_layers: int) -> DecodeState:
 # ----------------------------------------------------------------------------- one token
 def _truncate(scaled: jax.Array, top_k: int, top_p: float) -> jax.Array:
     """Logits [R, V] with tokens outside the top-k / top-p set at -inf (ties at the cut stay)."""
+    top_k = min(top_k, scaled.shape[-1])
     if top_k:
         top = jax.lax.top_k(scaled, top_k)[0]  # [R, k] descending
         scaled = jnp.where(scaled < top[:, -1:], -jnp.inf, scaled)
@@ -340,6 +342,8 @@ class Sampler:
         tokens, lengths = self._place_batch(prompt_tokens, 2), self._place_batch(prompt_lengths, 1)
         if stop_table is not None:
             stop_table = self._place(jnp.asarray(stop_table, jnp.int32))
+        if not jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
+            rng = jax.random.wrap_key_data(rng)  # a raw uint32 key from jax.random.PRNGKey
         rng = self._place(rng)
         pre_exe, dec_exe = self.compile(params, tokens, lengths, rng, settings, stop_table)
         state = dec_exe(params, pre_exe(params, tokens, lengths, rng, stop_table), stop_table)
@@ -358,6 +362,4 @@ class Sampler:
 
 
 def _mesh_context(mesh):
-    import contextlib
-
     return contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh)

@@ -162,6 +162,8 @@ def test_n_samples_differ_and_share_the_prompt(qwen2):
     for b in range(2):
         rows = {tuple(t) for t in out.tokens[4 * b : 4 * b + 4]}
         assert len(rows) == 4, "n samples of one prompt should differ"
+    raw = gen.generate(params, PROMPTS[:2], jax.random.PRNGKey(5), SamplingSettings(12, n=4))
+    np.testing.assert_array_equal(raw.tokens, out.tokens)  # a raw uint32 key is the same key
 
 
 def _find_stop(tokenizer, ids):
