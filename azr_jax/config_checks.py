@@ -12,7 +12,7 @@ from typing import Any
 from azr_jax.model_config import FAMILIES, SUPPORTED_DTYPES
 
 TASK_TYPES = ("code_o", "code_i", "code_f")
-SCHEDULES = ("constant", "cosine", "linear")
+SCHEDULES = ("constant", "cosine", "linear_warmup")
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean")
 
 

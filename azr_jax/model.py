@@ -4,8 +4,8 @@ Axis legend (einsum letters): B batch, T query length, S key/cache length, D hid
 N query heads, K key/value heads, G = N // K query heads per KV head, H head dim, F MLP width,
 V vocabulary.
 
-The KV cache is an explicit pytree: a list (one entry per layer) of `{"k": [B, S, K, H],
-"v": [B, S, K, H]}`. Rows of a batch may be padded: the caller passes per-row `positions`
+The KV cache is an explicit pytree: a list (one entry per layer) of `{"k": [B, K, S, H],
+"v": [B, K, S, H]}` (heads before slots, so decode attention reads it without a transpose). Rows of a batch may be padded: the caller passes per-row `positions`
 ([B, T]) and `kv_mask` ([B, S], True where a cache slot / key holds a real token). Query `t` of
 a call attends to key slot `s` iff `s <= cache_index + t` and `kv_mask[b, s]`.
 
@@ -127,25 +127,33 @@ class Attention(nnx.Module):
             q, k = rope(q, positions, inv_freq), rope(k, positions, inv_freq)
         q = constrain(q, ("batch", "length", "act_heads", None))
         t = x.shape[1]
+        k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, H] x2
         if cache is not None:
             zero = jnp.zeros((), jnp.int32)
-            idx = (zero, cache_index, zero, zero)
+            idx = (zero, zero, cache_index, zero)
             k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), idx)
             v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), idx)
             cache = {"k": k, "v": v}
-            k, v = k.astype(x.dtype), v.astype(x.dtype)
+            k, v = k.astype(x.dtype), v.astype(x.dtype)  # [B, K, S, H] x2
         q_slot = (0 if cache is None else cache_index) + jnp.arange(t)  # [T]
-        k_slot = jnp.arange(k.shape[1])  # [S]
+        k_slot = jnp.arange(k.shape[2])  # [S]
         mask = (k_slot[None, :] <= q_slot[:, None])[None] & kv_mask[:, None, :]  # [B, T, S]
         b, _, n, h = q.shape
-        kh = k.shape[2]
+        kh = k.shape[1]
         qg = q.reshape(b, t, kh, n // kh, h)  # [B, T, K, G, H]
-        scores = jnp.einsum("BTKGH,BSKH->BKGTS", qg, k, preferred_element_type=jnp.float32)
+        scores = jnp.einsum("BTKGH,BKSH->BKGTS", qg, k, preferred_element_type=jnp.float32)
         scores = scores * (h**-0.5)
         scores = jnp.where(mask[:, None, None, :, :], scores, _NEG)
         probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-        out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v).reshape(b, t, n, h)
-        return self.o(out), cache
+        out = jnp.einsum("BKGTS,BKSH->BKGTH", probs, v)  # the dot's own order: no slow path
+        out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, n * h)  # [B, T, N * H]
+        # One flat contracting axis: with two (N, H) jnp.einsum orders them (H, N), and XLA then
+        # copies the transposed [H, N, D] weight on every decode step.
+        w = self.o.kernel[...].astype(out.dtype).reshape(n * h, -1)  # [N * H, D]
+        y = jnp.einsum("BTE,ED->BTD", out, w)
+        if self.o.bias is not None:
+            y = y + self.o.bias[...].astype(y.dtype)
+        return y, cache
 
 
 class MLP(nnx.Module):
@@ -321,13 +329,13 @@ def unembed(params: dict, cfg: ModelConfig, h: jax.Array) -> jax.Array:
 
 
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype: str | None = None) -> Cache:
-    """An empty KV cache: per layer `{"k", "v"}` of shape [B, S, K, H]."""
-    shape = (batch, length, cfg.num_kv_heads, cfg.head_dim)
+    """An empty KV cache: per layer `{"k", "v"}` of shape [B, K, S, H]."""
+    shape = (batch, cfg.num_kv_heads, length, cfg.head_dim)
     dt = jnp.dtype(dtype or cfg.dtype)
     return [{"k": jnp.zeros(shape, dt), "v": jnp.zeros(shape, dt)} for _ in range(cfg.num_layers)]
 
 
-CACHE_AXES = ("batch", "cache_length", "act_kv_heads", None)
+CACHE_AXES = ("batch", "act_kv_heads", "cache_length", None)
 
 
 def positions_from_mask(mask: jax.Array) -> jax.Array:

@@ -224,3 +224,16 @@ def optimizer_state_shardings(
         return replicated(mesh)
 
     return jax.tree_util.tree_map_with_path(pick, jax.eval_shape(init_fn, abstract_params))
+
+
+def sampling_rules(mesh: Mesh | None, param_bytes: int, fraction: float = 0.5) -> dict[str, Any]:
+    """Parameter rules for sampling: `SAMPLE_RULES` (weights whole on each tensor shard, no fsdp
+    gathers per decode step) when a tensor shard of the weights fits in `fraction` of a device's
+    memory, else `TRAIN_RULES`. Devices that do not report memory (CPU) get `SAMPLE_RULES`."""
+    if mesh is None:
+        return SAMPLE_RULES
+    stats = mesh.devices.flat[0].memory_stats() or {}
+    limit = stats.get("bytes_limit")
+    if limit and param_bytes / mesh.shape["tensor"] > fraction * limit:
+        return TRAIN_RULES
+    return SAMPLE_RULES

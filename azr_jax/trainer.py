@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from azr_jax import distributed as dist
@@ -34,7 +33,14 @@ from azr_jax.run_logging import Progress, RunLogger, write_config
 from azr_jax.sampler import Sampler
 from azr_jax.sampling_settings import settings_from_model_dir
 from azr_jax.tasks import GROUPS, TaskType, group_name
-from azr_jax.train_step import TrainHparams, TrainState, init_train_state, jit_train_step
+from azr_jax.train_step import (
+    TrainHparams,
+    TrainState,
+    init_train_state,
+    jit_init_state,
+    jit_train_step,
+    state_shardings,
+)
 
 log = logging.getLogger(__name__)
 PHASES = {"propose": 0, "solve": 1, "estimate": 2, "eval": 3}
@@ -164,6 +170,15 @@ def hparams_from(config) -> TrainHparams:
     )
 
 
+def abstract_train_state(cfg, hp: TrainHparams, mesh) -> TrainState:
+    """ShapeDtypeStructs with shardings of the train state: what a checkpoint restores into."""
+    return jax.tree_util.tree_map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+        jax.eval_shape(lambda p: init_train_state(p, hp), model_lib.abstract_params(cfg)),
+        state_shardings(cfg, hp, mesh),
+    )
+
+
 def setup(config) -> Run:
     workdir = Path(config.output_dir)
     if dist.is_writer():
@@ -174,12 +189,8 @@ def setup(config) -> Run:
     cfg = hf_io.load_config(model_dir, param_dtype=config.model.param_dtype, dtype=config.model.dtype)
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     hp = hparams_from(config)
-    step_fn, state_shardings = jit_train_step(cfg, hp, mesh)
-    abstract_state = jax.tree_util.tree_map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-        jax.eval_shape(lambda p: init_train_state(p, hp), model_lib.abstract_params(cfg)),
-        state_shardings,
-    )
+    step_fn = jit_train_step(cfg, hp, mesh)
+    abstract_state = abstract_train_state(cfg, hp, mesh)
     checkpointer = Checkpointer(
         workdir / "checkpoints",
         save_interval_steps=config.checkpoint.interval_steps,
@@ -190,7 +201,7 @@ def setup(config) -> Run:
     buffers = initial_buffers(config.azr.buffer_capacity, config.seed)
     if latest is None:
         params = hf_io.load_params(model_dir, cfg, mesh)
-        state = jax.jit(lambda p: init_train_state(p, hp), out_shardings=state_shardings)(params)
+        state = jit_init_state(cfg, hp, mesh)(params)
         start = 0
     else:
         state, host = checkpointer.restore(latest, abstract_state)
@@ -340,13 +351,7 @@ def load_policy(config, step: int | None = None, model_dir: str | None = None):
             "--config.output_dir, or evaluate a Hugging Face directory with --model_dir"
         )
     cfg = hf_io.load_config(base, **kw)
-    hp = hparams_from(config)
-    _, state_shardings = jit_train_step(cfg, hp, mesh)
-    abstract = jax.tree_util.tree_map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-        jax.eval_shape(lambda p: init_train_state(p, hp), model_lib.abstract_params(cfg)),
-        state_shardings,
-    )
+    abstract = abstract_train_state(cfg, hparams_from(config), mesh)
     with Checkpointer(ckpt_dir, save_interval_steps=1, max_to_keep=None, async_save=False) as ck:
         step = ck.latest_step() if step is None or step < 0 else step
         if step is None:

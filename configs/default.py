@@ -61,7 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.rl = ml_collections.ConfigDict()
     c.rl.learning_rate = 1e-5  # AdamW learning rate (paper: 1e-6)
-    c.rl.schedule = "constant"  # constant | cosine | linear
+    c.rl.schedule = "constant"  # constant | cosine | linear_warmup
     c.rl.warmup_steps = 0  # linear warm-up steps
     c.rl.weight_decay = 0.0  # AdamW weight decay
     c.rl.clip_norm = 1.0  # global gradient-norm clip
