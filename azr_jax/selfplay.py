@@ -110,7 +110,10 @@ def propose_prompts(
                 sources = [buffers[TaskType.DEDUCTION], buffers[TaskType.ABDUCTION]]
                 program = sample_induction_programs(sources, 1, buffers[t].rng)[0]
                 text = prompts.induction_proposer_prompt(
-                    program, s.banned_modules, num_inputs=s.num_inputs, num_visible=s.num_inputs // 2
+                    program,
+                    s.banned_modules,
+                    num_inputs=s.num_inputs,
+                    num_visible=s.num_inputs // 2,
                 )
                 out.append((t, text, program))
             else:
@@ -156,7 +159,9 @@ def to_task(t: TaskType, job: ex.Proposal, v: ex.Validation, num_visible: int):
 
 
 # ----------------------------------------------------------------------------- solve and grade
-def solve_tasks(s: SelfPlaySettings, buffers: dict[TaskType, TaskBuffer], step: int) -> list[tuple[TaskType, Any]]:
+def solve_tasks(
+    s: SelfPlaySettings, buffers: dict[TaskType, TaskBuffer], step: int
+) -> list[tuple[TaskType, Any]]:
     """The tasks solved (and trained on) this step: newest of the previous step first."""
     return [
         (t, task)
@@ -165,7 +170,9 @@ def solve_tasks(s: SelfPlaySettings, buffers: dict[TaskType, TaskBuffer], step: 
     ]
 
 
-def grade(pool: ex.ExecutorPool, items: Sequence[tuple[TaskType, Any]], responses: Sequence[str]) -> list[tuple[bool, bool, str]]:
+def grade(
+    pool: ex.ExecutorPool, items: Sequence[tuple[TaskType, Any]], responses: Sequence[str]
+) -> list[tuple[bool, bool, str]]:
     """(well_formed, correct, verdict) for each solver response to its task."""
     out: list[tuple[bool, bool, str] | None] = [None] * len(items)
     abd, ind = [], []
@@ -176,7 +183,11 @@ def grade(pool: ex.ExecutorPool, items: Sequence[tuple[TaskType, Any]], response
         elif t is TaskType.DEDUCTION:
             ok = _literal(ans.answer)
             correct = ok and ex.grade_deduction(ans.answer, task.output)
-            out[i] = (ok, correct, "correct" if correct else ("wrong" if ok else "format: not a literal"))
+            out[i] = (
+                ok,
+                correct,
+                "correct" if correct else ("wrong" if ok else "format: not a literal"),
+            )
         elif t is TaskType.ABDUCTION:
             abd.append((i, (task.program, ans.answer, task.output)))
         else:
@@ -233,11 +244,13 @@ def run_step(
     verdicts = timer.wait("validate", validation)
     new_tasks: dict[TaskType, list] = {t: [] for t in s.task_types}
     valid_idx = []
-    for i, ((t, _, _), (p, job), v) in enumerate(zip(items, parsed, verdicts, strict=True)):
+    for i, ((t, _, _), (_, job), v) in enumerate(zip(items, parsed, verdicts, strict=True)):
         if v is not None and v.valid:
             new_tasks[t].append(to_task(t, job, v, s.num_inputs // 2))
             valid_idx.append(i)
-    est_items = [(items[i][0], new_tasks[items[i][0]][k]) for k, i in _per_type_index(items, valid_idx)]
+    est_items = [
+        (items[i][0], new_tasks[items[i][0]][k]) for k, i in _per_type_index(items, valid_idx)
+    ]
     solved: dict[int, list[bool]] = {}
     if est_items:
         est_texts = [prompts.solver_prompt(t, task) for t, task in est_items]
@@ -250,7 +263,7 @@ def run_step(
             solved[i] = [c for _, c, _ in chunk]
 
     # 4. rewards of both roles.
-    for i, (ep, (p, job), v) in enumerate(zip(prop_eps, parsed, verdicts, strict=True)):
+    for i, (ep, (p, _), v) in enumerate(zip(prop_eps, parsed, verdicts, strict=True)):
         if not p.well_formed:
             ep.reward, ep.verdict = rewards.INVALID_PROPOSAL, f"format: {p.error}"
         elif not v.valid:

@@ -51,13 +51,20 @@ class JaxPolicy(selfplay.Policy):
     """Text in, episodes out: chunks prompts into fixed-size sampler calls with (seed, step) keys."""
 
     def __init__(self, generator: Generator, settings, batch_size: int, seed: int):
-        self.generator, self.settings, self.batch_size, self.seed = generator, settings, batch_size, seed
+        self.generator, self.settings, self.batch_size, self.seed = (
+            generator,
+            settings,
+            batch_size,
+            seed,
+        )
         self.params: dict | None = None
         self.step = 0
 
     def generate(self, texts, n, phase):
         out = []
-        base = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), self.step), PHASES[phase])
+        base = jax.random.fold_in(
+            jax.random.fold_in(jax.random.key(self.seed), self.step), PHASES[phase]
+        )
         settings = self.settings.replace(n=n)
         for c, start in enumerate(range(0, len(texts), self.batch_size)):
             chunk = list(texts[start : start + self.batch_size])
@@ -81,7 +88,9 @@ def _bucket(n: int, smallest: int = 16) -> int:
     return size
 
 
-def make_batch(episodes: list[selfplay.Episode], adv: np.ndarray, pad_id: int) -> tuple[PGBatch, int]:
+def make_batch(
+    episodes: list[selfplay.Episode], adv: np.ndarray, pad_id: int
+) -> tuple[PGBatch, int]:
     """Rows of [left-padded prompt | right-padded response], lengths bucketed to powers of two.
 
     Returns the batch (numpy leaves) and the number of response tokens.
@@ -186,7 +195,9 @@ def setup(config) -> Run:
         write_config(workdir, json.loads(config.to_json_best_effort()))
     mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
     model_dir = base_model_dir(config)
-    cfg = hf_io.load_config(model_dir, param_dtype=config.model.param_dtype, dtype=config.model.dtype)
+    cfg = hf_io.load_config(
+        model_dir, param_dtype=config.model.param_dtype, dtype=config.model.dtype
+    )
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     hp = hparams_from(config)
     step_fn = jit_train_step(cfg, hp, mesh)
@@ -242,8 +253,23 @@ def setup(config) -> Run:
         token_weighted=a.token_weighted_advantages,
         banned_modules=banned,
     )
-    return Run(config, workdir, model_dir, mesh, cfg, state, step_fn, policy, pool, buffers, settings,
-               checkpointer, abstract_state, start, sampling.pad_id)
+    return Run(
+        config,
+        workdir,
+        model_dir,
+        mesh,
+        cfg,
+        state,
+        step_fn,
+        policy,
+        pool,
+        buffers,
+        settings,
+        checkpointer,
+        abstract_state,
+        start,
+        sampling.pad_id,
+    )
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -260,7 +286,7 @@ def update(run: Run, episodes, adv) -> dict[str, float]:
             out[f"policy/{k}"] = float(v)
         elif k.startswith("group_") and v.shape == (len(GROUPS),):
             for gid in range(len(GROUPS)):
-                out[f"{group_name(gid)}/{k[len('group_'):]}_update"] = float(v[gid])
+                out[f"{group_name(gid)}/{k[len('group_') :]}_update"] = float(v[gid])
     out["policy/response_tokens"] = n_tokens
     return out
 
@@ -285,8 +311,13 @@ def train_step_once(run: Run, step: int, host: ThreadPoolExecutor) -> dict[str, 
 
 def _samples(episodes) -> list[dict]:
     return [
-        {"group": group_name(e.group), "prompt": e.prompt, "response": e.response,
-         "reward": e.reward, "verdict": e.verdict}
+        {
+            "group": group_name(e.group),
+            "prompt": e.prompt,
+            "response": e.response,
+            "reward": e.reward,
+            "verdict": e.verdict,
+        }
         for e in episodes
     ]
 
@@ -305,8 +336,11 @@ PLOTS = {
 def train_and_evaluate(config) -> dict[str, Any]:
     """Runs (or resumes) `config.num_steps` AZR steps in `config.output_dir`; returns the last metrics."""
     run = setup(config)
-    logger = RunLogger(run.workdir, is_writer=dist.is_writer(),
-                       resume_step=run.start_step if run.start_step else None)
+    logger = RunLogger(
+        run.workdir,
+        is_writer=dist.is_writer(),
+        resume_step=run.start_step if run.start_step else None,
+    )
     progress = Progress(config.num_steps, run.start_step, enabled=dist.is_writer())
     last: dict[str, Any] = {}
     try:
@@ -317,9 +351,17 @@ def train_and_evaluate(config) -> dict[str, Any]:
                 last = {"step": done, **out["metrics"]}
                 logger.log(done, last)
                 logger.log_samples(done, _samples(out["episodes"]))
-                run.checkpointer.save(done, run.state, host_state(run, done), force=done == config.num_steps)
-                progress.update(done, {k: round(v, 3) for k, v in last.items()
-                                       if k.endswith("/reward") and isinstance(v, float)})
+                run.checkpointer.save(
+                    done, run.state, host_state(run, done), force=done == config.num_steps
+                )
+                progress.update(
+                    done,
+                    {
+                        k: round(v, 3)
+                        for k, v in last.items()
+                        if k.endswith("/reward") and isinstance(v, float)
+                    },
+                )
         logger.plot(PLOTS)
     finally:
         progress.close()
@@ -367,7 +409,9 @@ def greedy_fn(generator: Generator, params, settings, batch_size: int):
     def generate(texts):
         out = []
         for start in range(0, len(texts), batch_size):
-            g = generator.generate(params, list(texts[start : start + batch_size]), jax.random.key(0), greedy)
+            g = generator.generate(
+                params, list(texts[start : start + batch_size]), jax.random.key(0), greedy
+            )
             out += g.texts
         return out
 

@@ -20,8 +20,12 @@ from ml_collections import config_flags
 
 from azr_jax import distributed
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Run config file[:preset].")
-flags.DEFINE_string("model_dir", None, "Evaluate this Hugging Face directory instead of a checkpoint.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/default.py", "Run config file[:preset]."
+)
+flags.DEFINE_string(
+    "model_dir", None, "Evaluate this Hugging Face directory instead of a checkpoint."
+)
 distributed.define_flags()
 FLAGS = flags.FLAGS
 
@@ -29,6 +33,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO lines
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     from azr_jax import evaluation, hf_io, trainer
     from azr_jax.generate import Generator
@@ -37,10 +42,18 @@ def main(argv):
 
     config = _CONFIG.value
     cfg, params, mesh, base, step = trainer.load_policy(config, config.eval.step, FLAGS.model_dir)
-    settings = settings_from_model_dir(base, greedy=True, stop_strings=(trainer.selfplay.ANSWER_STOP,),
-                                       max_new_tokens=config.eval.max_new_tokens)
-    sampler = Sampler(cfg, mesh, max_cache_length=trainer._bucket(config.sampling.max_prompt_len)
-                      + config.eval.max_new_tokens)
+    settings = settings_from_model_dir(
+        base,
+        greedy=True,
+        stop_strings=(trainer.selfplay.ANSWER_STOP,),
+        max_new_tokens=config.eval.max_new_tokens,
+    )
+    sampler = Sampler(
+        cfg,
+        mesh,
+        max_cache_length=trainer._bucket(config.sampling.max_prompt_len)
+        + config.eval.max_new_tokens,
+    )
     generator = Generator(sampler, hf_io.load_tokenizer(base))
     pool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))
     try:

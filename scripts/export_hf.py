@@ -13,9 +13,13 @@ from ml_collections import config_flags
 
 from azr_jax import distributed
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Run config file[:preset].")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/default.py", "Run config file[:preset]."
+)
 flags.DEFINE_string("out", None, "Output directory.", required=True)
-flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "Saved dtype (default: the run's param dtype).")
+flags.DEFINE_enum(
+    "dtype", None, ["float32", "bfloat16"], "Saved dtype (default: the run's param dtype)."
+)
 distributed.define_flags()
 FLAGS = flags.FLAGS
 

@@ -16,7 +16,9 @@ from ml_collections import config_flags
 
 from azr_jax import distributed
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Run config file[:preset].")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/default.py", "Run config file[:preset]."
+)
 distributed.define_flags()
 FLAGS = flags.FLAGS
 
@@ -24,6 +26,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO lines
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     import jax
 
