@@ -5,9 +5,10 @@ N query heads, K key/value heads, G = N // K query heads per KV head, H head dim
 V vocabulary.
 
 The KV cache is an explicit pytree: a list (one entry per layer) of `{"k": [B, K, S, H],
-"v": [B, K, S, H]}` (heads before slots, so decode attention reads it without a transpose). Rows of a batch may be padded: the caller passes per-row `positions`
-([B, T]) and `kv_mask` ([B, S], True where a cache slot / key holds a real token). Query `t` of
-a call attends to key slot `s` iff `s <= cache_index + t` and `kv_mask[b, s]`.
+"v": [B, K, S, H]}` (heads before slots, so decode attention reads it without a transpose).
+Rows of a batch may be padded: the caller passes per-row `positions` ([B, T]) and `kv_mask`
+([B, S], True where a cache slot / key holds a real token). Query `t` of a call attends to key
+slot `s` iff `s <= cache_index + t` and `kv_mask[b, s]`.
 
 `forward(params, cfg, ...)` is the pure function used under jit; `params` is a plain nested dict
 of arrays (see `abstract_params` / `param_axes`).
