@@ -333,6 +333,23 @@ PLOTS = {
 }
 
 
+def periodic_eval(run: Run, config) -> dict[str, float]:
+    """Greedy CRUXEval-O/I (and HumanEval if asked) with the current policy, as `eval/*` metrics."""
+    from azr_jax import evaluation
+
+    pool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))
+    try:
+        t = time.perf_counter()
+        summary, _ = run_evaluation(
+            run.policy.generator, run.state.params, run.policy.settings, config, pool
+        )
+    finally:
+        pool.close()
+    out = {f"eval/{k}": float(v) for k, v in summary.items()}
+    out["time/eval_s"] = time.perf_counter() - t
+    return out
+
+
 def train_and_evaluate(config) -> dict[str, Any]:
     """Runs (or resumes) `config.num_steps` AZR steps in `config.output_dir`; returns the last metrics."""
     run = setup(config)
@@ -349,6 +366,8 @@ def train_and_evaluate(config) -> dict[str, Any]:
                 out = train_step_once(run, step, host)
                 done = step + 1
                 last = {"step": done, **out["metrics"]}
+                if config.eval.every_steps and done % config.eval.every_steps == 0:
+                    last.update(periodic_eval(run, config))
                 logger.log(done, last)
                 logger.log_samples(done, _samples(out["episodes"]))
                 run.checkpointer.save(

