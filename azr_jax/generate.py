@@ -15,6 +15,7 @@ import math
 import jax
 import numpy as np
 
+from azr_jax import distributed
 from azr_jax import sharding as shd
 from azr_jax import stop_strings as stops
 from azr_jax.sampler import Sampler
@@ -117,7 +118,7 @@ class Generator:
         out = self.sampler(
             params, tokens, lengths, rng, settings, self.stop_table(settings.stop_strings)
         )
-        out = jax.device_get(out)
+        out = distributed.fetch(out)  # every host gets every row (multi-host safe)
         r = len(texts) * settings.n
         gen_tokens = np.asarray(out.tokens[:r])
         gen_lengths = np.asarray(out.lengths[:r])

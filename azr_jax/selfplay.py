@@ -89,6 +89,10 @@ class Timer:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
         return out
 
+    def host(self, pool: ThreadPoolExecutor, name: str, fn: Callable, *args: Any) -> Future:
+        """Runs `fn` on the host thread, recording its own duration as `<name>` (host seconds)."""
+        return pool.submit(self.phase, name, fn, *args)
+
     def wait(self, name: str, fut: Future) -> Any:
         t = time.perf_counter()
         out = fut.result()
@@ -228,7 +232,7 @@ def run_step(
         for (t, text, _), rows in zip(items, samples, strict=True)
     ]
     parsed = parse_proposals(s, items, prop_eps)
-    validation = host.submit(validate, pool, [job for _, job in parsed])
+    validation = timer.host(host, "validate", validate, pool, [job for _, job in parsed])
 
     # 2. solve tasks from the buffers (device), grade on the host while the device estimates.
     solve_items = solve_tasks(s, buffers, step)
@@ -238,7 +242,7 @@ def run_step(
         _episodes(group_id(t, Role.SOLVER), [text], [rows])[0]
         for (t, _), text, rows in zip(solve_items, solve_texts, solve_samples, strict=True)
     ]
-    grading = host.submit(grade, pool, solve_items, [e.response for e in solve_eps])
+    grading = timer.host(host, "grade", grade, pool, solve_items, [e.response for e in solve_eps])
 
     # 3. difficulty of each valid proposal: n solver rollouts (not trained on).
     verdicts = timer.wait("validate", validation)

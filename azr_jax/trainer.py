@@ -275,10 +275,13 @@ def setup(config) -> Run:
 # ----------------------------------------------------------------------------- the loop
 def update(run: Run, episodes, adv) -> dict[str, float]:
     batch, n_tokens = make_batch(episodes, adv, run.pad_id)
-    batch = dist.global_batch(batch, run.mesh)
+    # Every host holds the whole (identical) batch; each feeds only its own rows.
+    rows = dist.process_rows(run.mesh, len(episodes))
+    local = jax.tree_util.tree_map(lambda x: x[rows], batch)
+    batch = dist.global_batch(local, run.mesh, len(episodes))
     rng = jax.random.fold_in(jax.random.key(run.config.seed + 1), int(run.state.step))
     run.state, m = run.step_fn(run.state, batch, rng)
-    m = jax.device_get(m)
+    m = dist.fetch(m)
     out = {}
     for k, v in m.items():
         v = np.asarray(v)
