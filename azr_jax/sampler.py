@@ -251,6 +251,7 @@ class Sampler:
         self.compile_seconds = 0.0  # total time spent compiling, for benchmarks
         self._compiled: dict[tuple, tuple[Any, Any]] = {}
         self.param_shardings = None
+        self._reshard = None
         if mesh is not None:
             shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
             self.param_shardings = shd.tree_shardings(
@@ -261,7 +262,9 @@ class Sampler:
         """Params on the sampling shardings (a no-op when they already are)."""
         if self.mesh is None:
             return params
-        return jax.device_put(params, self.param_shardings)
+        if self._reshard is None:  # a jitted identity reshards global arrays on every host
+            self._reshard = jax.jit(lambda p: p, out_shardings=self.param_shardings)
+        return self._reshard(params)
 
     def check(self, batch: int, prompt_len: int, settings: SamplingSettings) -> None:
         """Clear errors, before any device work, for requests the sampler cannot serve."""
@@ -361,7 +364,11 @@ class Sampler:
     def _place(self, x):
         if self.mesh is None:
             return jnp.asarray(x)
-        return jax.device_put(x, shd.replicated(self.mesh))
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = self._place(np.asarray(jax.random.key_data(x)))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        # From host memory, so that every process (multi-host) can place it on the global mesh.
+        return jax.device_put(np.asarray(x), shd.replicated(self.mesh))
 
     def _place_batch(self, x, ndim: int) -> jax.Array:
         x = jnp.asarray(x, jnp.int32) if self.mesh is None else np.asarray(x, np.int32)

@@ -232,7 +232,8 @@ def sampling_rules(mesh: Mesh | None, param_bytes: int, fraction: float = 0.5) -
     memory, else `TRAIN_RULES`. Devices that do not report memory (CPU) get `SAMPLE_RULES`."""
     if mesh is None:
         return SAMPLE_RULES
-    stats = mesh.devices.flat[0].memory_stats() or {}
+    local = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+    stats = (local[0].memory_stats() if local else None) or {}
     limit = stats.get("bytes_limit")
     if limit and param_bytes / mesh.shape["tensor"] > fraction * limit:
         return TRAIN_RULES

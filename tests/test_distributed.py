@@ -161,3 +161,78 @@ def test_batch_round_trip_one_process():
 def test_host_allgather_and_sync_one_process():
     np.testing.assert_array_equal(distributed.host_allgather(np.array([1, 2])), [[1, 2]])
     distributed.sync("test")
+
+
+def _train_cmd(out: Path, *flags: str) -> list[str]:
+    return [
+        sys.executable,
+        str(REPO / "scripts" / "train.py"),
+        f"--config={REPO / 'configs' / 'default.py'}",
+        f"--config.output_dir={out}",
+        "--config.num_steps=2",
+        "--config.azr.batch_size=2",
+        "--config.sampling.max_new_tokens=16",
+        "--config.sampling.batch_size=8",
+        "--config.mesh.data=2",
+        "--config.mesh.fsdp=-1",
+        *flags,
+    ]
+
+
+def _metrics(out: Path) -> list[dict]:
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+@pytest.mark.slow
+def test_trainer_on_two_hosts_equals_one_host(tmp_path):
+    """scripts/train.py on 2 processes x 2 CPU devices (gloo) = 1 process x 4 devices, two steps."""
+    port = _free_port()
+
+    def env(devices):
+        return {
+            **os.environ,
+            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+            "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": str(REPO),
+        }
+
+    one = subprocess.Popen(
+        _train_cmd(tmp_path / "one"),
+        env=env(4),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    two = [
+        subprocess.Popen(
+            _train_cmd(
+                tmp_path / "two",
+                f"--coordinator_address=localhost:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ),
+            env=env(2),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        for p in [one, *two]:
+            out, _ = p.communicate(timeout=TIMEOUT_S)
+            assert p.returncode == 0, out[-4000:]
+    finally:
+        for p in [one, *two]:
+            if p.poll() is None:
+                p.kill()
+    a, b = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
+    assert [r["step"] for r in b] == [1, 2]  # process 0 alone writes, each step once
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert ra[k] == pytest.approx(rb[k], rel=1e-5, abs=1e-6), k
+    assert (tmp_path / "two" / "checkpoints" / "2").exists()
