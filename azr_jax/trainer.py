@@ -188,6 +188,24 @@ def abstract_train_state(cfg, hp: TrainHparams, mesh) -> TrainState:
     )
 
 
+def make_generator(cfg, mesh, model_dir: Path, config) -> tuple[Generator, Any]:
+    """The text sampler of a run and its rollout settings (the checkpoint's special tokens, the
+    config's temperature / top-p / top-k, answers stopping at `</answer>`)."""
+    s = config.sampling
+    settings = settings_from_model_dir(
+        model_dir,
+        max_new_tokens=s.max_new_tokens,
+        greedy=s.temperature == 0,
+        temperature=s.temperature or 1.0,
+        top_p=s.top_p,
+        top_k=s.top_k,
+        stop_strings=(selfplay.ANSWER_STOP,),
+    )
+    longest = max(s.max_new_tokens, config.eval.max_new_tokens)  # rollouts or evaluation
+    sampler = Sampler(cfg, mesh, max_cache_length=_bucket(s.max_prompt_len) + longest)
+    return Generator(sampler, hf_io.load_tokenizer(model_dir)), settings
+
+
 def setup(config) -> Run:
     workdir = Path(config.output_dir)
     if dist.is_writer():
@@ -219,19 +237,8 @@ def setup(config) -> Run:
         buffers = {TaskType(k): TaskBuffer.from_state(v) for k, v in host["buffers"].items()}
         start = latest
         log.info("resumed %s from step %d", workdir, latest)
-    tokenizer = hf_io.load_tokenizer(model_dir)
-    s = config.sampling
-    sampling = settings_from_model_dir(
-        model_dir,
-        max_new_tokens=s.max_new_tokens,
-        greedy=s.temperature == 0,
-        temperature=s.temperature or 1.0,
-        top_p=s.top_p,
-        top_k=s.top_k,
-        stop_strings=(selfplay.ANSWER_STOP,),
-    )
-    sampler = Sampler(cfg, mesh, max_cache_length=_bucket(s.max_prompt_len) + s.max_new_tokens)
-    policy = JaxPolicy(Generator(sampler, tokenizer), sampling, s.batch_size, config.seed)
+    generator, sampling = make_generator(cfg, mesh, model_dir, config)
+    policy = JaxPolicy(generator, sampling, config.sampling.batch_size, config.seed)
     e = config.executor
     banned = tuple(e.banned_modules) or ex.DEFAULT_BANNED
     pool = ex.ExecutorPool(

@@ -35,26 +35,11 @@ def main(argv):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO lines
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    from azr_jax import evaluation, hf_io, trainer
-    from azr_jax.generate import Generator
-    from azr_jax.sampler import Sampler
-    from azr_jax.sampling_settings import settings_from_model_dir
+    from azr_jax import evaluation, trainer
 
     config = _CONFIG.value
     cfg, params, mesh, base, step = trainer.load_policy(config, config.eval.step, FLAGS.model_dir)
-    settings = settings_from_model_dir(
-        base,
-        greedy=True,
-        stop_strings=(trainer.selfplay.ANSWER_STOP,),
-        max_new_tokens=config.eval.max_new_tokens,
-    )
-    sampler = Sampler(
-        cfg,
-        mesh,
-        max_cache_length=trainer._bucket(config.sampling.max_prompt_len)
-        + config.eval.max_new_tokens,
-    )
-    generator = Generator(sampler, hf_io.load_tokenizer(base))
+    generator, settings = trainer.make_generator(cfg, mesh, base, config)
     pool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))
     try:
         summary, samples = trainer.run_evaluation(generator, params, settings, config, pool)
