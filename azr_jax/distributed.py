@@ -15,6 +15,7 @@ writes logs, samples and plots.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -203,6 +204,27 @@ def fetch(x: Any) -> Any:
     ):
         return jax.device_get(x)
     return allgather_rows(x)
+
+
+def my_share(n: int) -> np.ndarray:
+    """Indices of this process's share of `n` host-side jobs (contiguous, balanced, in order)."""
+    return np.array_split(np.arange(n), jax.process_count())[jax.process_index()]
+
+
+def gather_shares(local: list) -> list:
+    """Every process's `local` results (JSON-able), concatenated in process order: the inverse of
+    `my_share`. A collective: every process calls it, from the main thread, in the same order."""
+    if jax.process_count() == 1:
+        return list(local)
+    data = np.frombuffer(json.dumps(local).encode(), np.uint8)
+    sizes = host_allgather(np.array([data.size], np.int64))[:, 0]  # [P]
+    buf = np.zeros(int(sizes.max()), np.uint8)
+    buf[: data.size] = data
+    every = host_allgather(buf)  # [P, max size]
+    out: list = []
+    for row, size in zip(every, sizes, strict=True):
+        out += json.loads(bytes(row[:size]).decode())
+    return out
 
 
 def host_allgather(x: np.ndarray) -> np.ndarray:

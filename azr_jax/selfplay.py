@@ -69,6 +69,19 @@ class Policy:
         raise NotImplementedError
 
 
+@dataclasses.dataclass(frozen=True)
+class HostShare:
+    """How host-side checks split over the hosts of a multi-host run (see distributed.py).
+
+    `mine(n)` gives the indices of this host's share of n jobs; `gather(local)` (a collective,
+    called on the main thread by every host in the same order) returns everyone's results, in
+    order. The default is one host doing everything.
+    """
+
+    mine: Callable[[int], Sequence[int]] = lambda n: range(n)
+    gather: Callable[[list], list] = list
+
+
 @dataclasses.dataclass
 class StepResult:
     episodes: list[Episode]  # the 6 groups' trained episodes
@@ -220,6 +233,7 @@ def run_step(
     buffers: dict[TaskType, TaskBuffer],
     step: int,
     host: ThreadPoolExecutor,
+    share: HostShare = HostShare(),
 ) -> StepResult:
     timer = Timer()
 
@@ -232,7 +246,9 @@ def run_step(
         for (t, text, _), rows in zip(items, samples, strict=True)
     ]
     parsed = parse_proposals(s, items, prop_eps)
-    validation = timer.host(host, "validate", validate, pool, [job for _, job in parsed])
+    jobs = [job for _, job in parsed]
+    mine_v = list(share.mine(len(jobs)))  # this host validates its share of the proposals
+    validation = timer.host(host, "validate", validate, pool, [jobs[i] for i in mine_v])
 
     # 2. solve tasks from the buffers (device), grade on the host while the device estimates.
     solve_items = solve_tasks(s, buffers, step)
@@ -242,10 +258,21 @@ def run_step(
         _episodes(group_id(t, Role.SOLVER), [text], [rows])[0]
         for (t, _), text, rows in zip(solve_items, solve_texts, solve_samples, strict=True)
     ]
-    grading = timer.host(host, "grade", grade, pool, solve_items, [e.response for e in solve_eps])
+    mine_g = list(share.mine(len(solve_items)))
+    grading = timer.host(
+        host,
+        "grade",
+        grade,
+        pool,
+        [solve_items[i] for i in mine_g],
+        [solve_eps[i].response for i in mine_g],
+    )
 
     # 3. difficulty of each valid proposal: n solver rollouts (not trained on).
-    verdicts = timer.wait("validate", validation)
+    local = [
+        None if v is None else dataclasses.asdict(v) for v in timer.wait("validate", validation)
+    ]
+    verdicts = [None if v is None else ex.Validation(**v) for v in share.gather(local)]
     new_tasks: dict[TaskType, list] = {t: [] for t in s.task_types}
     valid_idx = []
     for i, ((t, _, _), (_, job), v) in enumerate(zip(items, parsed, verdicts, strict=True)):
@@ -261,7 +288,15 @@ def run_step(
         est_samples = timer.phase("estimate", policy.generate, est_texts, s.n_rollouts, "estimate")
         flat_items = [it for it in est_items for _ in range(s.n_rollouts)]
         flat_resp = [row[3] for rows in est_samples for row in rows]
-        est_grades = timer.phase("estimate_grade", grade, pool, flat_items, flat_resp)
+        mine_e = list(share.mine(len(flat_items)))
+        local_e = timer.phase(
+            "estimate_grade",
+            grade,
+            pool,
+            [flat_items[i] for i in mine_e],
+            [flat_resp[i] for i in mine_e],
+        )
+        est_grades = [tuple(g) for g in share.gather([list(g) for g in local_e])]
         for j, i in enumerate(valid_idx):
             chunk = est_grades[j * s.n_rollouts : (j + 1) * s.n_rollouts]
             solved[i] = [c for _, c, _ in chunk]
@@ -275,7 +310,7 @@ def run_step(
         else:
             ep.reward = rewards.learnability_reward(solved[i], s.extreme_reward)
             ep.verdict = f"valid, solve rate {np.mean(solved[i]):.2f}"
-    solve_grades = timer.wait("grade", grading)
+    solve_grades = [tuple(g) for g in share.gather([list(g) for g in timer.wait("grade", grading)])]
     for ep, (well_formed, correct, verdict) in zip(solve_eps, solve_grades, strict=True):
         ep.reward, ep.verdict = rewards.solver_reward(well_formed, correct), verdict
 

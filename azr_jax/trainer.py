@@ -305,7 +305,8 @@ def train_step_once(run: Run, step: int, host: ThreadPoolExecutor) -> dict[str, 
     """One full AZR step: self-play phases, TRR++ advantages, the update, buffer growth."""
     t0 = time.perf_counter()
     run.policy.params, run.policy.step = run.state.params, step
-    result = selfplay.run_step(run.settings, run.policy, run.pool, run.buffers, step, host)
+    share = selfplay.HostShare(mine=dist.my_share, gather=dist.gather_shares)
+    result = selfplay.run_step(run.settings, run.policy, run.pool, run.buffers, step, host, share)
     adv = selfplay.advantages(run.settings, result.episodes)
     t1 = time.perf_counter()
     metrics = update(run, result.episodes, adv)
