@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "rl_sanity.py"
 SEED = 0
-STEPS = 0  # set below, once measured
+STEPS = 250  # seed 0: accuracy 0 -> 0.62, reward -1 -> 0.44 (seed 1: 0.43, 0.15)
 
 
 def run_script(out: Path, *args: str) -> dict:
