@@ -159,6 +159,7 @@ def main(argv):
 
     from azr_jax import executor as ex
     from azr_jax import model as model_lib
+    from azr_jax import selfplay
     from azr_jax import sharding as shd
     from azr_jax.advantages import trr_advantages
     from azr_jax.generate import Generator
@@ -166,7 +167,6 @@ def main(argv):
     from azr_jax.run_logging import RunLogger
     from azr_jax.sampler import Sampler
     from azr_jax.sampling_settings import SamplingSettings
-    from azr_jax.selfplay import Episode
     from azr_jax.tasks import Role, TaskType, group_id
     from azr_jax.train_step import TrainHparams, jit_init_state, jit_train_step
     from azr_jax.trainer import JaxPolicy, greedy_fn, make_batch
@@ -219,11 +219,7 @@ def main(argv):
             prompts = [p for p, _ in batch_tasks]
             policy.params, policy.step = state.params, step
             samples = policy.generate(prompts, 1, "solve")
-            episodes = [
-                Episode(group, p_ids, r_ids, lps, prompt, text)
-                for prompt, rows in zip(prompts, samples, strict=True)
-                for p_ids, r_ids, lps, text in rows
-            ]
+            episodes = selfplay._episodes(group, prompts, samples)  # the loop's own conversion
             graded = score(pool, [t for _, t in batch_tasks], [e.response for e in episodes])
             for e, (r, _, verdict) in zip(episodes, graded, strict=True):
                 e.reward, e.verdict = r, verdict
