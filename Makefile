@@ -21,7 +21,7 @@ train: setup
 
 test: setup
 	$(PY) -m ruff check azr_jax scripts tests configs
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -rs -n 2 --dist loadfile tests  # -rs: every skip prints its reason
 
 lint: setup
 	$(PY) -m ruff check azr_jax scripts tests configs
