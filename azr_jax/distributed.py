@@ -144,6 +144,16 @@ def define_flags() -> None:
     flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
 
 
+def start_from_flags() -> None:
+    """What every entry script does first: logging, then `initialize` from the cluster flags."""
+    from absl import flags
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO lines
+    f = flags.FLAGS
+    initialize(f.coordinator_address, f.num_processes, f.process_id)
+
+
 def is_writer() -> bool:
     """True on process 0: the one process that writes logs, samples and plots."""
     return jax.process_index() == 0

@@ -12,7 +12,6 @@ cruxeval_o, cruxeval_i, n (and humaneval).
 """
 
 import json
-import logging
 from pathlib import Path
 
 from absl import app, flags
@@ -32,9 +31,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO lines
-    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    distributed.start_from_flags()
     from azr_jax import evaluation, trainer
 
     config = _CONFIG.value

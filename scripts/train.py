@@ -9,7 +9,6 @@ Multi-host: Cloud TPU VMs initialise automatically; elsewhere pass --coordinator
 """
 
 import json
-import logging
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -25,9 +24,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO lines
-    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    distributed.start_from_flags()
     import jax
 
     from azr_jax.config_checks import ConfigError, check_config

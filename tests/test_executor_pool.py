@@ -9,18 +9,10 @@ import sys
 import pytest
 from executor_data import REPO
 
-from azr_jax.executor import LAYER_NAMES, ExecutorPool, Job, RunResult
+from azr_jax.executor import LAYER_NAMES, OPTIONAL_LAYERS, ExecutorPool, Job, RunResult
 
 NORMAL_USER = ("net_namespace", "mount_namespace")  # unprivileged user namespaces blocked
-BARE = (
-    "seccomp",
-    "landlock_fs",
-    "landlock_net",
-    "landlock_scope",
-    "net_namespace",
-    "mount_namespace",
-    "drop_capabilities",
-)
+BARE = OPTIONAL_LAYERS  # every optional layer off
 
 
 @pytest.fixture(scope="module")
