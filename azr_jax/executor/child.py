@@ -70,9 +70,9 @@ def _enter_sandbox(ctx: object, scratch: str, result_fd: int, probing: dict | No
     layers.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != ctx.zygote_pid:
         os._exit(1)
+    # SIGXFSZ is ignored (set in the zygote, inherited): over-size writes fail with EFBIG.
+    # The zygote's SIGCHLD handler stays: a child cannot fork, and it does nothing.
     signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over-size writes fail with EFBIG instead
     os.mkdir(scratch, 0o700)
     os.chdir(scratch)
     os.dup2(ctx.devnull_fd, 0)
@@ -121,8 +121,8 @@ def _enter_sandbox(ctx: object, scratch: str, result_fd: int, probing: dict | No
             )
     elif probing is not None:
         probing.update(landlock_fs=False, landlock_net=False, landlock_scope=False)
-    if ctx.seccomp_bpf is not None:
-        step("seccomp", layers.apply_seccomp, ctx.seccomp_bpf, ctx.seccomp_offsets, os.getpid())
+    if ctx.seccomp is not None:
+        step("seccomp", layers.apply_seccomp, ctx.seccomp, os.getpid())
     elif probing is not None:
         probing["seccomp"] = False
     # Nothing of the zygote stays reachable: its pipes, other children's pipes, its rule fds.

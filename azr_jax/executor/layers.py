@@ -100,6 +100,9 @@ _SECCOMP_OWN_PID_ONLY = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsig
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _libc.prctl.restype = ctypes.c_int
+# Resolved here, in the zygote, so that no child pays for the symbol lookup (each first
+# attribute access on a CDLL costs a dlsym and a new function object, per child otherwise).
+_libc.capset.restype = ctypes.c_int
 
 
 def _syscall(nr: int, *args: object) -> int:
@@ -173,6 +176,13 @@ def seccomp_template() -> tuple[bytes, list[int]] | None:
         import pyseccomp as sc
 
         filt = sc.SyscallFilter(sc.ALLOW)
+        try:
+            # A binary tree over syscall numbers instead of one long chain of comparisons:
+            # the kernel emulates the filter for every syscall number when it is attached (to
+            # cache the always-allowed ones), so a chain costs each child ~0.1 ms more.
+            filt.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
+        except (OSError, ValueError, RuntimeError):
+            pass  # libseccomp < 2.5: the linear filter is just as strict
         for name in _SECCOMP_DENY:
             try:
                 filt.add_rule(sc.ERRNO(errno.EPERM), name)
@@ -232,11 +242,14 @@ def apply_rlimits(cpu_s: int, memory_mb: int, file_mb: int, open_files: int) -> 
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # not enforced for root; seccomp is
 
 
+# Built once (all zero: no capability); a child passes them to capset as they are.
+_CAP_HEADER = _CapHeader(_CAP_VERSION_3, 0)
+_CAP_NONE = (_CapData * 2)()
+
+
 def drop_capabilities() -> None:
     """Clears every capability set (effective, permitted, inheritable; ambient follows)."""
-    header = _CapHeader(_CAP_VERSION_3, 0)
-    data = (_CapData * 2)()
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    _check(_libc.capset(ctypes.byref(_CAP_HEADER), _CAP_NONE), "capset")
 
 
 def set_no_new_privs() -> None:
@@ -293,16 +306,28 @@ def apply_landlock(
         os.close(ruleset)
 
 
-def apply_seccomp(template: bytes, offsets: list[int], pid: int) -> None:
-    """Loads the zygote's BPF program with this child's pid patched in at `offsets`."""
-    program = bytearray(template)
-    own = _pid_bytes(pid)
-    for offset in offsets:
+class SeccompProgram:
+    """The BPF program in a buffer of its own, built once in the zygote.
+
+    A child patches its pid into its (copy-on-write) copy of the buffer and loads it: no
+    allocation, no ctypes type built per run.
+    """
+
+    def __init__(self, template: bytes, offsets: list[int]):
+        self.program = bytearray(template)
+        self.offsets = list(offsets)
+        self._buffer = (ctypes.c_char * len(self.program)).from_buffer(self.program)
+        self.fprog = _SockFprog(len(self.program) // 8, ctypes.addressof(self._buffer))
+        self.fprog_ref = ctypes.byref(self.fprog)
+
+
+def apply_seccomp(prepared: SeccompProgram, pid: int) -> None:
+    """Loads the prepared filter with this child's pid patched in at its offsets."""
+    program, own = prepared.program, _pid_bytes(pid)
+    for offset in prepared.offsets:
         program[offset : offset + 4] = own
-    buffer = (ctypes.c_char * len(program)).from_buffer(program)
-    fprog = _SockFprog(len(program) // 8, ctypes.addressof(buffer))
     set_no_new_privs()
     _check(
-        _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0),
+        _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, prepared.fprog_ref, 0, 0),
         "seccomp",
     )

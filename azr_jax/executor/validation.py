@@ -12,7 +12,7 @@ reason; nothing is ever replaced by a default.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from azr_jax.executor.literals import strict_equal
@@ -57,19 +57,24 @@ def validate_many(pool: ExecutorPool, proposals: Sequence[Proposal]) -> list[Val
     if pool.workers < 2:
         raise ValueError("validation needs a pool with workers >= 2 (two hash seeds)")
     verdicts: list[Validation | None] = [None] * len(proposals)
-    jobs: list[Job] = []
     spans: list[tuple[int, int, int, str]] = []  # proposal index, first job, n inputs, code
-    for i, proposal in enumerate(proposals):
-        prepared, reason = _static_check(pool, proposal)
-        if reason is not None:
-            verdicts[i] = Validation(False, reason)
-            continue
-        spans.append((i, len(jobs), len(proposal.inputs), prepared))
-        for k, text in enumerate(proposal.inputs):
-            # Two runs per input on zygotes with different hash seeds.
-            jobs.append(Job(prepared, text, hash_group=2 * (i + k)))
-            jobs.append(Job(prepared, text, hash_group=2 * (i + k) + 1))
-    results = pool.run_many(jobs)
+
+    def jobs() -> Iterator[Job]:
+        # Lazy: the pool runs the first programs while later ones are still being checked.
+        n_jobs = 0
+        for i, proposal in enumerate(proposals):
+            prepared, reason = _static_check(pool, proposal)
+            if reason is not None:
+                verdicts[i] = Validation(False, reason)
+                continue
+            spans.append((i, n_jobs, len(proposal.inputs), prepared))
+            for k, text in enumerate(proposal.inputs):
+                # Two runs per input on zygotes with different hash seeds.
+                yield Job(prepared, text, hash_group=2 * (i + k))
+                yield Job(prepared, text, hash_group=2 * (i + k) + 1)
+                n_jobs += 2
+
+    results = pool.run_many(jobs())
     for i, first, n_inputs, prepared in spans:
         outputs: list[str] = []
         reason = None
