@@ -20,6 +20,7 @@ Stdlib only: this module runs inside the zygote.
 from __future__ import annotations
 
 import builtins
+import fcntl
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ import sys
 from azr_jax.executor import layers, literals
 
 RESULT_FD = 3
+_F_SETPIPE_SZ = 1031
 PROGRAM_NAME = "program"
 _MAX_MESSAGE = 300
 
@@ -43,14 +45,14 @@ class InvalidInput(ValueError):
     """A literal was required (a model's answer) and the text is not one."""
 
 
-def run(job: dict, ctx: object, scratch: str, result_fd: int) -> None:
-    """Runs `job` in this (forked) process under `ctx`'s layers and exits."""
+def run(job: tuple[bytes, bytes], ctx: object, scratch: str, result_fd: int) -> None:
+    """Runs `job` (header, payload) in this (forked) process under `ctx`'s layers; exits."""
     try:
         _enter_sandbox(ctx, scratch, result_fd)
     except BaseException as e:  # fail closed: a promised layer is missing
         _report({"s": "error", "t": "SandboxError", "m": _message(e)})
     else:
-        _report(_execute(job, ctx))
+        _report(_execute(decode_job(*job), ctx))
     os._exit(0)
 
 
@@ -80,6 +82,12 @@ def _enter_sandbox(ctx: object, scratch: str, result_fd: int, probing: dict | No
     os.dup2(ctx.devnull_fd, 2)
     if result_fd != RESULT_FD:
         os.dup2(result_fd, RESULT_FD)
+    # The zygote reads the pipe only once this process is gone, and the pipe is non-blocking:
+    # make it hold any valid result (a flood stops at the pipe's size, an overflow).
+    try:
+        fcntl.fcntl(RESULT_FD, _F_SETPIPE_SZ, ctx.result_pipe_size)
+    except OSError:
+        pass  # the default 64 KiB: results beyond it come back as NoResult
     ctx.scrub()  # the zygote's queue of other jobs, its buffers
     enabled = ctx.enabled
 
@@ -144,6 +152,24 @@ def program_builtins(banned_modules: frozenset, banned_builtins: frozenset) -> d
     allowed = {k: v for k, v in builtins.__dict__.items() if k not in banned_builtins}
     allowed["__import__"] = guarded_import
     return allowed
+
+
+def decode_job(header: bytes, payload: bytes) -> dict:
+    """A job from its wire form (see `zygote.py`): {"c", "a", "e", "lit", and "x", "xlit"}."""
+    _, nc, na, nx, ne, flags = header.split()
+    nc, na, nx, ne = int(nc), int(na), int(nx), int(ne)
+    a_end = nc + na
+    x_end = a_end + max(nx, 0)
+    job = {
+        "c": payload[:nc].decode(),
+        "a": payload[nc:a_end].decode(),
+        "e": payload[x_end : x_end + ne].decode(),
+        "lit": b"l" in flags,
+    }
+    if nx >= 0:
+        job["x"] = payload[a_end:x_end].decode()
+        job["xlit"] = b"X" in flags
+    return job
 
 
 def _execute(job: dict, ctx: object) -> dict:

@@ -32,6 +32,7 @@ from typing import Any
 from azr_jax.executor import layers as layers_lib
 from azr_jax.executor.literals import MAX_DEPTH, MAX_OUTPUT_CHARS, LiteralError, parse_literal
 from azr_jax.executor.program import DEFAULT_BANNED, DEFAULT_BANNED_BUILTINS
+from azr_jax.executor.zygote import result_cap
 
 log = logging.getLogger("azr_jax.executor")
 
@@ -105,17 +106,69 @@ class RunResult:
     value: Any = field(default=None, compare=False, repr=False)
 
 
-def _wire_line(job_id: int, job: Job) -> bytes:
-    """One job as the zygote reads it: a JSON object on one line."""
-    record: dict[str, object] = {"i": job_id, "c": job.code, "a": job.args}
-    if job.literal_args:
-        record["lit"] = True
-    if job.expect is not None:
-        record["x"] = job.expect
-        record["xlit"] = job.literal_expect
-    if job.entry != "f":
-        record["e"] = job.entry
-    return (json.dumps(record) + "\n").encode()
+def job_bytes(job_id: int, job: Job) -> bytes:
+    """One job as the zygote reads it: a header line with the fields' byte lengths, then the
+    fields (code, arguments, expected value, entry name) back to back; see `zygote.py`."""
+    code, args = job.code.encode(), job.args.encode()
+    expect = b"" if job.expect is None else job.expect.encode()
+    entry = job.entry.encode()
+    flags = ("l" if job.literal_args else "") + ("X" if job.literal_expect else "")
+    header = b"%d %d %d %d %d %s\n" % (
+        job_id,
+        len(code),
+        len(args),
+        -1 if job.expect is None else len(expect),
+        len(entry),
+        (flags or "-").encode(),
+    )
+    return header + code + args + expect + entry
+
+
+def decode_result(status: int, timed_out: bool, wall_us: int, data: bytes, pool: Any) -> dict:
+    """One framed zygote answer as a result record (`s`, `o`, `t`, `m`, `w`).
+
+    The zygote passes on its child's wait status and the raw bytes of its result pipe; they
+    are checked here, field by field (a program can forge or garble them).
+    """
+    result: dict[str, Any] = {"w": wall_us / 1e3}
+    if timed_out:
+        result.update(s="timeout", t="Timeout", m=f"killed after {pool.timeout_s:g} s")
+    elif status >= 0 and os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = _signal_name(sig)
+        if sig == signal.SIGXCPU:
+            result.update(s="timeout", t="CPUTimeLimit", m=name)
+        else:
+            result.update(s="killed", t="Signal", m=name)
+    elif len(data) > result_cap(pool.max_output_chars):
+        result.update(s="error", t="ResultTooLong", m="the result exceeded its cap")
+    else:
+        code = os.WEXITSTATUS(status) if status >= 0 else -1
+        result.update(_parse_child_result(data, code))
+    return result
+
+
+def _parse_child_result(data: bytes, exit_code: int) -> dict:
+    try:
+        got = json.loads(data) if data else None
+    except ValueError:
+        got = None
+    if type(got) is not dict or got.get("s") not in ("ok", "error", "rejected"):
+        return {"s": "error", "t": "NoResult", "m": f"exited with code {exit_code} and no result"}
+    out = {"s": got["s"]}
+    for key in ("o", "t", "m"):
+        value = got.get(key)
+        out[key] = value if type(value) is str else None
+    if out["s"] == "ok" and out["o"] is None:
+        return {"s": "error", "t": "NoResult", "m": "ok without an output"}
+    return out
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
 
 
 class _ZygoteHandle:
@@ -380,7 +433,7 @@ class ExecutorPool:
                         break
                     k = len(results)
                     self._next_id += 1
-                    lines.append(_wire_line(self._next_id, job))
+                    lines.append(job_bytes(self._next_id, job))
                     results.append(None)
                     attempts.append(0)
                     if job.hash_group is None:
@@ -453,6 +506,7 @@ class ExecutorPool:
         del z.outbuf[:written]
 
     def _read_lines(self, z: _ZygoteHandle) -> list[dict]:
+        """Complete framed answers read so far: a header line, then its result bytes."""
         try:
             chunk = os.read(z.stdout_fd, 1 << 20)
         except BlockingIOError:
@@ -460,9 +514,22 @@ class ExecutorPool:
         if not chunk:
             return []  # EOF: the liveness check restarts it
         z.last_progress = time.monotonic()
-        parts = (z.inbuf + chunk).split(b"\n")
-        z.inbuf = parts.pop()
-        return [json.loads(p) for p in parts if p]
+        buf = z.inbuf + chunk
+        pos, records = 0, []
+        while True:
+            end = buf.find(b"\n", pos)
+            if end < 0:
+                break
+            job_id, status, timed_out, wall_us, n = (int(x) for x in buf[pos:end].split())
+            if len(buf) < end + 1 + n:
+                break
+            data = buf[end + 1 : end + 1 + n]
+            pos = end + 1 + n
+            record = decode_result(status, bool(timed_out), wall_us, data, self)
+            record["i"] = job_id
+            records.append(record)
+        z.inbuf = buf[pos:]
+        return records
 
     def _to_result(self, record: dict) -> RunResult:
         status = record.get("s")

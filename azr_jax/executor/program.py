@@ -60,7 +60,8 @@ class Prepared:
 
 def is_banned(dotted: str, banned: Iterable[str]) -> bool:
     """True if `dotted` or one of its dotted prefixes is in `banned`."""
-    banned = set(banned)
+    if not isinstance(banned, (set, frozenset)):
+        banned = set(banned)
     parts = dotted.split(".")
     return any(".".join(parts[: i + 1]) in banned for i in range(len(parts)))
 
@@ -96,7 +97,7 @@ def prepare_program(
         return Prepared(None, "the main function is async")
     if main == "f":
         return Prepared(code, None)
-    if any(isinstance(n, ast.Name) and n.id == "f" for n in ast.walk(tree)):
+    if any(isinstance(n, ast.Name) and n.id == "f" for n in all_nodes(tree)):
         return Prepared(None, "cannot rename the main function: the name f is already used")
     renamed = _Rename(main).visit(tree)
     return Prepared(ast.unparse(ast.fix_missing_locations(renamed)), None)
@@ -128,9 +129,10 @@ def check_tree(
 ) -> str | None:
     """The first ban the tree breaks, or None."""
     banned = set(banned_modules)
-    bound = _bound_names(tree)
+    nodes = all_nodes(tree)
+    bound = _bound_names(nodes)
     aliases: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if is_banned(alias.name, banned):
@@ -149,7 +151,7 @@ def check_tree(
                 if is_banned(f"{module}.{alias.name}", banned):
                     return f"imports banned name {module}.{alias.name}"
                 aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Attribute):
             if node.attr in BANNED_ATTRIBUTES:
                 return f"uses attribute {node.attr}"
@@ -180,9 +182,25 @@ def _dotted(node: ast.AST) -> str | None:
     return ".".join(reversed(parts))
 
 
-def _bound_names(tree: ast.AST) -> set[str]:
+def all_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of `tree`, breadth first, in `ast.walk`'s order (built once per check
+    instead of walking the tree three times)."""
+    out, i, node_type = [tree], 0, ast.AST
+    while i < len(out):
+        node = out[i]
+        i += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, node_type):
+                out.append(value)
+            elif type(value) is list:
+                out.extend(item for item in value if isinstance(item, node_type))
+    return out
+
+
+def _bound_names(nodes: list[ast.AST]) -> set[str]:
     bound = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             bound.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

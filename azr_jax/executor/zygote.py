@@ -6,14 +6,24 @@ two zygotes hash differently. It imports only light stdlib modules and three fil
 package (`literals`, `layers`, `child`), enters its namespaces once, preloads what it is told,
 freezes the GC (children copy fewer pages), probes the layers with one child, then serves.
 
-Protocol (text only, never pickle): the parent writes one JSON object per line on stdin, a job
-`{"i": id, "c": code, "a": args, ...}`; the zygote answers one JSON line per job on stdout,
-`{"i": id, "s": status, "o": output_repr, "t": error_type, "m": message, "w": wall_ms}`. The
-first line it writes is `{"ready": true, "layers": {...}, ...}`. EOF on stdin stops it.
+Protocol (text only, never pickle): the parent writes each job as a header line
+`ID NC NA NX NE FLAGS` (decimal id, the UTF-8 byte lengths of the code, the arguments, the
+expected value (-1: none) and the entry name, flag letters or `-`) followed by those four
+fields' bytes, back to back (`pool.job_bytes`, `child.decode_job`); the zygote answers each job
+with a header line `ID EXIT TIMED_OUT WALL_US NBYTES` and then the NBYTES bytes its child wrote
+on the result pipe (at most the cap plus one; EXIT is the raw wait status, -1 if unknown). The
+parent decodes and checks them (`pool.decode_result`): the zygote neither parses jobs nor
+results. The first line it writes is `{"ready": true, "layers": {...}, ...}`. EOF on stdin
+stops it.
 
-Each child gets its own result pipe, a fresh scratch directory (removed when it ends) and a
-wall-clock deadline after which the zygote SIGKILLs its process group. Up to `max_in_flight`
-children run at once; results are read with a byte cap.
+Why so little work here: every page the zygote writes after a fork is copied (the children
+share them), so the serving loop is kept to a few syscalls and small objects per job; the
+child parses its own job (inside the sandbox) and the parent does the rest.
+
+Each child gets its own result pipe (large enough for any valid result, non-blocking on the
+child's side, read once the child is gone), a fresh scratch directory (removed when it ends)
+and a wall-clock deadline after which the zygote SIGKILLs its process group. Up to
+`max_in_flight` children run at once.
 """
 
 from __future__ import annotations
@@ -32,26 +42,12 @@ from azr_jax.executor import child, layers
 class _Running:
     """One child in flight."""
 
-    __slots__ = (
-        "job_id",
-        "pid",
-        "fd",
-        "scratch",
-        "deadline",
-        "start",
-        "data",
-        "overflow",
-        "eof",
-        "status",
-        "timed_out",
-    )
+    __slots__ = ("job_id", "pid", "fd", "scratch", "deadline", "start", "timed_out")
 
-    def __init__(self, job_id: int, pid: int, fd: int, scratch: str, deadline: float, start: float):
+    def __init__(self, job_id: bytes, pid: int, fd: int, scratch: str, deadline: float):
         self.job_id, self.pid, self.fd, self.scratch = job_id, pid, fd, scratch
-        self.deadline, self.start = deadline, start
-        self.data = bytearray()
-        self.overflow = self.eof = self.timed_out = False
-        self.status: int | None = None
+        self.deadline, self.start = deadline, deadline
+        self.timed_out = False
 
 
 class Context:
@@ -64,6 +60,7 @@ class Context:
         self.file_mb = int(config["file_mb"])
         self.open_files = int(config["open_files"])
         self.max_output_chars = int(config["max_output_chars"])
+        self.result_pipe_size = 1 << (result_cap(self.max_output_chars) + 1).bit_length()
         self.max_depth = int(config["max_depth"])
         self.banned_modules = frozenset(config["banned_modules"])
         self.banned_builtins = frozenset(config["banned_builtins"])
@@ -91,20 +88,19 @@ class Zygote:
         self.config = config
         self.scratch_root = config["scratch_root"]
         self.max_in_flight = int(config["max_in_flight"])
-        self.result_cap = 8 * int(config["max_output_chars"]) + 4096
+        self.read_limit = result_cap(int(config["max_output_chars"])) + 1
         self.ctx = Context(config, self)
         self.running: dict[int, _Running] = {}
-        self.by_fd: dict[int, _Running] = {}
         self.inbuf = b""  # raw job lines, consumed from `inpos` on
         self.inpos = 0
         self.pending: list[bytes] = []  # reads not yet joined onto `inbuf`
         self.outbuf: list[bytes] = []
         self.seq = 0
+        self.scratch_prefix = os.path.join(self.scratch_root, "")
         self.poller = select.poll()
 
     def scrub(self) -> None:
         self.running.clear()
-        self.by_fd.clear()
         self.inbuf = b""
         self.pending.clear()
         self.outbuf.clear()
@@ -202,59 +198,50 @@ class Zygote:
     # ------------------------------------------------------------------ serving
 
     def serve(self) -> None:
+        poll = self.poller.poll
         self.poller.register(0, select.POLLIN)
         self.poller.register(self.wakeup_r, select.POLLIN)
+        running = self.running
         while True:
-            if not self._read_jobs_if_ready():
-                break
+            timeout_ms = None
+            if running:
+                nearest = min(r.deadline for r in running.values())
+                timeout_ms = max(0, int((nearest - time.monotonic()) * 1000) + 1)
+            for fd, _ in poll(timeout_ms):
+                if fd == 0:
+                    data = os.read(0, 1 << 20)
+                    if not data:
+                        return
+                    # Jobs stay raw bytes until their turn: a child then drops one buffer
+                    # when it scrubs, and the zygote's heap stays small.
+                    self.pending.append(data)
+                else:
+                    try:
+                        os.read(self.wakeup_r, 4096)
+                    except BlockingIOError:
+                        pass
+            self._reap()
+            if running:
+                self._enforce_deadlines()
             self._spawn_ready()
-            self._flush()
+            if self.outbuf:
+                self._flush()
 
-    def _read_jobs_if_ready(self) -> bool:
-        timeout_ms = None
-        if self.running:
-            nearest = min(r.deadline for r in self.running.values())
-            timeout_ms = max(0, int((nearest - time.monotonic()) * 1000) + 1)
-        for fd, _ in self.poller.poll(timeout_ms):
-            if fd == 0:
-                if not self._read_stdin():
-                    return False
-            elif fd == self.wakeup_r:
-                try:
-                    os.read(self.wakeup_r, 4096)
-                except BlockingIOError:
-                    pass
-                self._reap()
-            elif fd in self.by_fd:
-                self._read_result(self.by_fd[fd])
-        self._enforce_deadlines()
-        self._finish_done()
-        return True
-
-    def _read_stdin(self) -> bool:
-        data = os.read(0, 1 << 20)
-        if not data:
-            return False
-        # Jobs stay raw bytes until their turn: a child then drops one buffer when it scrubs
-        # (instead of freeing thousands of parsed objects, page by copied page), and the
-        # zygote's heap stays small, so each fork copies fewer page tables.
-        self.pending.append(data)
-        return True
-
-    def _next_job(self) -> dict | None:
+    def _next_job(self) -> tuple[bytes, bytes] | None:
+        """The next job's (header, payload), or None until all of it has arrived."""
         while True:
             end = self.inbuf.find(b"\n", self.inpos)
-            if end < 0:
-                if not self.pending:
-                    return None
-                self.inbuf = self.inbuf[self.inpos :] + b"".join(self.pending)
-                self.inpos = 0
-                self.pending.clear()
-                continue
-            line = self.inbuf[self.inpos : end]
-            self.inpos = end + 1
-            if line.strip():
-                return json.loads(line)
+            if end >= 0:
+                header = self.inbuf[self.inpos : end]
+                stop = end + 1 + sum(max(int(n), 0) for n in header.split()[1:5])
+                if stop <= len(self.inbuf):
+                    self.inpos = stop
+                    return header, self.inbuf[end + 1 : stop]
+            if not self.pending:
+                return None
+            self.inbuf = self.inbuf[self.inpos :] + b"".join(self.pending)
+            self.inpos = 0
+            self.pending.clear()
 
     def _spawn_ready(self) -> None:
         while len(self.running) < self.max_in_flight:
@@ -262,98 +249,62 @@ class Zygote:
             if job is None:
                 return
             self.seq += 1
-            scratch = os.path.join(self.scratch_root, str(self.seq))
-            read_fd, write_fd = os.pipe()
+            scratch = self.scratch_prefix + str(self.seq)
+            read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             start = time.monotonic()
             pid = os.fork()
             if pid == 0:
-                os.close(read_fd)
                 child.run(job, self.ctx, scratch, write_fd)
             os.close(write_fd)
-            os.set_blocking(read_fd, False)
-            run = _Running(job["i"], pid, read_fd, scratch, start + self.ctx.timeout_s, start)
+            job_id = job[0].partition(b" ")[0]
+            run = _Running(job_id, pid, read_fd, scratch, start + self.ctx.timeout_s)
+            run.start = start
             self.running[pid] = run
-            self.by_fd[read_fd] = run
-            self.poller.register(read_fd, select.POLLIN)
-
-    def _read_result(self, run: _Running) -> None:
-        while not run.eof:
-            try:
-                chunk = os.read(run.fd, 65536)
-            except BlockingIOError:
-                return
-            if not chunk:
-                run.eof = True
-            elif len(run.data) + len(chunk) > self.result_cap:
-                run.overflow = True
-                run.eof = True  # stop reading; the child gets EPIPE
-            else:
-                run.data += chunk
-        self.poller.unregister(run.fd)
-        del self.by_fd[run.fd]
-        os.close(run.fd)
 
     def _reap(self) -> None:
-        while True:
+        running = self.running
+        while running:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            run = self.running.get(pid)
+            run = running.pop(pid, None)
             if run is not None:
-                run.status = status
+                self._finish(run, status)
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         for run in self.running.values():
-            if run.status is None and now >= run.deadline and not run.timed_out:
+            if now >= run.deadline and not run.timed_out:
                 run.timed_out = True
                 _kill_group(run.pid)
 
-    def _finish_done(self) -> None:
-        done = [r for r in self.running.values() if r.status is not None]
-        for run in done:
-            if not run.eof:
-                self._read_result(run)  # the child is gone: whatever it wrote is buffered
-            if not run.eof:  # someone else holds the pipe open (a grandchild)
-                self.poller.unregister(run.fd)
-                del self.by_fd[run.fd]
-                os.close(run.fd)
-            _kill_group(run.pid)  # leftovers of a child when seccomp is missing
-            del self.running[run.pid]
-            _remove_tree(run.scratch)
-            self.outbuf.append(self._result_line(run))
-
-    def _result_line(self, run: _Running) -> bytes:
-        result: dict[str, object] = {
-            "i": run.job_id,
-            "w": round((time.monotonic() - run.start) * 1e3, 2),
-        }
-        status = run.status
-        if run.timed_out:
-            result.update(s="timeout", t="Timeout", m=f"killed after {self.ctx.timeout_s:g} s")
-        elif os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            name = _signal_name(sig)
-            if sig == signal.SIGXCPU:
-                result.update(s="timeout", t="CPUTimeLimit", m=name)
-            else:
-                result.update(s="killed", t="Signal", m=name)
-        elif run.overflow:
-            result.update(s="error", t="ResultTooLong", m="the result exceeded its cap")
-        else:
-            result.update(_parse_child_result(bytes(run.data), os.WEXITSTATUS(status)))
-        return (json.dumps(result) + "\n").encode()
+    def _finish(self, run: _Running, status: int) -> None:
+        # The child is gone; what it wrote sits in the pipe (a grandchild, possible only
+        # without seccomp, may still hold it open: read what is there, do not wait).
+        data = b""
+        try:
+            data = os.read(run.fd, self.read_limit)
+        except BlockingIOError:
+            pass
+        os.close(run.fd)
+        if not self.ctx.enabled["seccomp"]:
+            _kill_group(run.pid, reaped=True)  # leftovers of a child that could fork
+        _remove_tree(run.scratch)
+        wall_us = int((time.monotonic() - run.start) * 1e6)
+        self.outbuf.append(
+            b"%s %d %d %d %d\n" % (run.job_id, status, run.timed_out, wall_us, len(data))
+        )
+        self.outbuf.append(data)
 
     def _flush(self) -> None:
-        if self.outbuf:
-            data = b"".join(self.outbuf)
-            self.outbuf.clear()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(1, view) :]
+        data = b"".join(self.outbuf)
+        self.outbuf.clear()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view) :]
 
     def shutdown(self) -> None:
         for run in self.running.values():
@@ -366,32 +317,16 @@ class Zygote:
             _remove_tree(run.scratch)
 
 
-def _parse_child_result(data: bytes, exit_code: int) -> dict:
-    """The child's JSON result, checked field by field (it may be forged or garbage)."""
-    try:
-        got = json.loads(data) if data else None
-    except ValueError:
-        got = None
-    if type(got) is not dict or got.get("s") not in ("ok", "error", "rejected"):
-        return {"s": "error", "t": "NoResult", "m": f"exited with code {exit_code} and no result"}
-    out = {"s": got["s"]}
-    for key in ("o", "t", "m"):
-        value = got.get(key)
-        out[key] = value if type(value) is str else None
-    if out["s"] == "ok" and out["o"] is None:
-        return {"s": "error", "t": "NoResult", "m": "ok without an output"}
-    return out
+def result_cap(max_output_chars: int) -> int:
+    """Bytes a child may write on its result pipe: any valid result fits (8 bytes per output
+    character covers the worst JSON escaping), one more byte is an overflow."""
+    return 8 * max_output_chars + 4096
 
 
-def _signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
-
-
-def _kill_group(pid: int) -> None:
-    for kill in (os.killpg, os.kill):
+def _kill_group(pid: int, reaped: bool = False) -> None:
+    """SIGKILLs the child's process group (and the child itself unless it has been reaped:
+    a reaped pid may already belong to someone else; its group cannot, while it exists)."""
+    for kill in (os.killpg,) if reaped else (os.killpg, os.kill):
         try:
             kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
