@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from azr_jax.model_config import FAMILIES, SUPPORTED_DTYPES
+from azr_jax.model_config import ATTENTION_IMPLS, FAMILIES, SUPPORTED_DTYPES
 
 TASK_TYPES = ("code_o", "code_i", "code_f")
 SCHEDULES = ("constant", "cosine", "linear_warmup")
@@ -38,8 +38,11 @@ def _mesh_sizes(c: Any, num_devices: int) -> dict[str, int] | str:
     return sizes
 
 
-def check_config(c: Any, num_devices: int) -> None:
-    """Raises ConfigError listing every invalid value of the run config `c`."""
+def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
+    """Raises ConfigError listing every invalid value of the run config `c`.
+
+    `backend` (jax.default_backend()) enables the checks that depend on the hardware.
+    """
     errors: list[str] = []
 
     def need(ok: bool, key: str, msg: str) -> None:
@@ -75,6 +78,26 @@ def check_config(c: Any, num_devices: int) -> None:
             f"model.{key}",
             f"{c.model[key]!r} is not one of {SUPPORTED_DTYPES}",
         )
+    attention = c.model.get("attention", "einsum")
+    need(
+        attention in ATTENTION_IMPLS,
+        "model.attention",
+        f"{attention!r} is not one of {ATTENTION_IMPLS}",
+    )
+    if attention == "cudnn":
+        need(
+            c.model.dtype in ("bfloat16", "float16"),
+            "model.attention",
+            "cudnn flash attention computes in bfloat16/float16: also pass "
+            "--config.model.dtype=bfloat16 (or use attention=xla)",
+        )
+        if backend is not None and backend != "gpu":
+            need(
+                False,
+                "model.attention",
+                f"cudnn needs a CUDA GPU, this run's backend is {backend!r}; use "
+                "--config.model.attention=einsum (or xla)",
+            )
 
     sizes = _mesh_sizes(c, num_devices)
     if isinstance(sizes, str):

@@ -300,7 +300,11 @@ def resolve_model_dir(name_or_path: str) -> Path:
 
 
 def load_config(
-    model_dir: str | Path, *, param_dtype: str = "float32", dtype: str = "float32"
+    model_dir: str | Path,
+    *,
+    param_dtype: str = "float32",
+    dtype: str = "float32",
+    attention: str = "einsum",
 ) -> ModelConfig:
     from transformers import AutoConfig
 
@@ -320,7 +324,7 @@ def load_config(
         hf = AutoConfig.from_pretrained(model_dir)
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"{model_dir}/config.json: {e}") from e
-    return ModelConfig.from_hf(hf, param_dtype=param_dtype, dtype=dtype)
+    return ModelConfig.from_hf(hf, param_dtype=param_dtype, dtype=dtype, attention=attention)
 
 
 def load_tokenizer(model_dir: str | Path):
@@ -410,10 +414,11 @@ def load_hf(
     *,
     param_dtype: str = "float32",
     dtype: str = "float32",
+    attention: str = "einsum",
     rules: Mapping[str, Any] = shd.TRAIN_RULES,
 ) -> tuple[ModelConfig, dict]:
     """(config, params) of a Hugging Face checkpoint directory or hub name."""
-    cfg = load_config(model_dir, param_dtype=param_dtype, dtype=dtype)
+    cfg = load_config(model_dir, param_dtype=param_dtype, dtype=dtype, attention=attention)
     return cfg, load_params(model_dir, cfg, mesh, rules)
 
 

@@ -128,6 +128,8 @@ class Attention(nnx.Module):
             q, k = rope(q, positions, inv_freq), rope(k, positions, inv_freq)
         q = constrain(q, ("batch", "length", "act_heads", None))
         t = x.shape[1]
+        if cache is None and cfg.attention != "einsum":
+            return self._fused(q, k, v, kv_mask), None
         k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, H] x2
         if cache is not None:
             zero = jnp.zeros((), jnp.int32)
@@ -148,13 +150,34 @@ class Attention(nnx.Module):
         probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
         out = jnp.einsum("BKGTS,BKSH->BKGTH", probs, v)  # the dot's own order: no slow path
         out = out.transpose(0, 3, 1, 2, 4).reshape(b, t, n * h)  # [B, T, N * H]
+        return self._out(out), cache
+
+    def _out(self, out: jax.Array) -> jax.Array:
+        """[B, T, N * H] attention output -> [B, T, D]."""
         # One flat contracting axis: with two (N, H) jnp.einsum orders them (H, N), and XLA then
         # copies the transposed [H, N, D] weight on every decode step.
-        w = self.o.kernel[...].astype(out.dtype).reshape(n * h, -1)  # [N * H, D]
+        w = self.o.kernel[...].astype(out.dtype).reshape(out.shape[-1], -1)  # [N * H, D]
         y = jnp.einsum("BTE,ED->BTD", out, w)
         if self.o.bias is not None:
             y = y + self.o.bias[...].astype(y.dtype)
-        return y, cache
+        return y
+
+    def _fused(self, q: jax.Array, k: jax.Array, v: jax.Array, kv_mask: jax.Array) -> jax.Array:
+        """Causal self-attention without a cache through `jax.nn.dot_product_attention`.
+
+        q [B, T, N, H], k and v [B, T, K, H] (GQA handled by the library), kv_mask [B, T] (real
+        tokens). Rows may be left-padded: keys are masked by `kv_mask`, and every position may
+        always see itself, so a pad row is never fully masked (a fully masked row is NaN in
+        some kernels; its output is never used, but NaN would leak through 0 * NaN in the
+        backward pass). Real rows are unaffected: their own key is real anyway.
+        """
+        b, t, n, h = q.shape
+        own = jnp.eye(t, dtype=bool)[None, None]  # [1, 1, T, S]
+        mask = kv_mask[:, None, None, :].astype(bool) | own  # [B, 1, T, S]
+        out = jax.nn.dot_product_attention(
+            q, k, v, mask=mask, is_causal=True, implementation=self.cfg.attention
+        )  # [B, T, N, H]
+        return self._out(out.reshape(b, t, n * h))
 
 
 class MLP(nnx.Module):

@@ -34,6 +34,13 @@ FAMILIES: dict[str, dict[str, Any]] = {
     ),
 }
 SUPPORTED_DTYPES = ("float32", "bfloat16", "float16")
+# How full-sequence attention (training, scoring, prefill without a cache) is computed:
+#   einsum: our own einsum + float32 softmax over the [T, S] scores (everywhere; the default);
+#   xla:    jax.nn.dot_product_attention, XLA implementation (any backend; same numbers);
+#   cudnn:  jax.nn.dot_product_attention on cuDNN's fused flash attention (CUDA GPUs only,
+#           bfloat16/float16 compute): the [T, S] scores never reach memory.
+# Decoding with a KV cache always uses the einsum path.
+ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +69,7 @@ class ModelConfig:
     mlp_bias: bool = False
     param_dtype: str = "float32"  # storage dtype of the weights
     dtype: str = "float32"  # compute dtype of activations
+    attention: str = "einsum"  # one of ATTENTION_IMPLS (a run-time choice, not a weight shape)
 
     @property
     def switches(self) -> dict[str, Any]:
@@ -121,7 +129,12 @@ class ModelConfig:
 
     @classmethod
     def from_hf(
-        cls, hf: Any, *, param_dtype: str = "float32", dtype: str = "float32"
+        cls,
+        hf: Any,
+        *,
+        param_dtype: str = "float32",
+        dtype: str = "float32",
+        attention: str = "einsum",
     ) -> ModelConfig:
         """Builds the config from a `transformers` PretrainedConfig (from AutoConfig)."""
         family = getattr(hf, "model_type", None)
@@ -133,6 +146,8 @@ class ModelConfig:
         for name in (param_dtype, dtype):
             if name not in SUPPORTED_DTYPES:
                 raise ValueError(f"dtype {name!r} is not one of {SUPPORTED_DTYPES}")
+        if attention not in ATTENTION_IMPLS:
+            raise ValueError(f"attention {attention!r} is not one of {ATTENTION_IMPLS}")
         if family == "gpt2":
             if getattr(hf, "scale_attn_by_inverse_layer_idx", False) or getattr(
                 hf, "reorder_and_upcast_attn", False
@@ -163,6 +178,7 @@ class ModelConfig:
                 mlp_bias=True,
                 param_dtype=param_dtype,
                 dtype=dtype,
+                attention=attention,
             )
         if getattr(hf, "use_sliding_window", False):
             raise ValueError(
@@ -193,6 +209,7 @@ class ModelConfig:
             mlp_bias=bool(getattr(hf, "mlp_bias", False)),
             param_dtype=param_dtype,
             dtype=dtype,
+            attention=attention,
         )
         if cfg.num_heads % cfg.num_kv_heads:
             raise ValueError(

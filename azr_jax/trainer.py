@@ -214,7 +214,10 @@ def setup(config) -> Run:
     mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
     model_dir = base_model_dir(config)
     cfg = hf_io.load_config(
-        model_dir, param_dtype=config.model.param_dtype, dtype=config.model.dtype
+        model_dir,
+        param_dtype=config.model.param_dtype,
+        dtype=config.model.dtype,
+        attention=config.model.attention,
     )
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     hp = hparams_from(config)
@@ -410,7 +413,11 @@ def load_policy(config, step: int | None = None, model_dir: str | None = None):
     comparisons). Otherwise the run in `config.output_dir` is restored: `step`, or the latest.
     """
     mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
-    kw = dict(param_dtype=config.model.param_dtype, dtype=config.model.dtype)
+    kw = dict(
+        param_dtype=config.model.param_dtype,
+        dtype=config.model.dtype,
+        attention=config.model.attention,
+    )
     if model_dir:
         cfg, params = hf_io.load_hf(model_dir, mesh, **kw)
         return cfg, params, mesh, hf_io.resolve_model_dir(model_dir), None

@@ -2,7 +2,7 @@
 
     python scripts/bench_train_step.py --preset small             # CPU: batch 8, length 256
     python scripts/bench_train_step.py --preset qwen0.5b --dtype bfloat16 --length 2048 \
-        --batch 8 --remat both                                     # GPU: adds MFU
+        --batch 8 --remat both --attention einsum,cudnn            # GPU: adds MFU
 
 One step = forward, backward and AdamW update of the TRR++ loss (clipped ratio against old
 log-probs, entropy bonus, token-mean) on `batch` rows of `length` tokens (prompt = length / 4,
@@ -30,6 +30,11 @@ flags.DEFINE_integer("batch", 8, "Rows per step.")
 flags.DEFINE_integer("length", None, "Row length (default: 128 for tiny, 256 otherwise).")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype (params float32).")
 flags.DEFINE_enum("remat", "off", ["off", "on", "both"], "jax.checkpoint around each block.")
+flags.DEFINE_list(
+    "attention",
+    ["einsum"],
+    "Attention implementations to time, each a JAX variant (azr_jax.model_config.ATTENTION_IMPLS).",
+)
 flags.DEFINE_integer("micro_batches", 1, "Micro-batches per step.")
 flags.DEFINE_integer("chunk", 512, "Log-prob chunk (positions unembedded at a time).")
 flags.DEFINE_integer("steps", 5, "Timed steps per side.")
@@ -42,6 +47,7 @@ flags.DEFINE_integer(
 FLAGS = flags.FLAGS
 
 LR = 1e-6
+_TORCH_INFO: dict = {}  # what the reference ran with (its attention implementation)
 
 
 def make_rows(batch: int, length: int, vocab: int, seed: int = 0):
@@ -66,7 +72,7 @@ def _timed(step, steps: int, warmup: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def bench_jax(ckpt: Path, rows, old, remat: bool) -> float:
+def bench_jax(ckpt: Path, rows, old, remat: bool, attention: str) -> float:
     import jax
 
     from azr_jax import hf_io
@@ -76,7 +82,7 @@ def bench_jax(ckpt: Path, rows, old, remat: bool) -> float:
 
     tokens, attn, loss, adv, prompt = rows
     mesh = shd.make_mesh(data=1, fsdp=-1)
-    cfg, params = hf_io.load_hf(ckpt, mesh, dtype=FLAGS.dtype)
+    cfg, params = hf_io.load_hf(ckpt, mesh, dtype=FLAGS.dtype, attention=attention)
     hp = TrainHparams(
         loss=PGLossConfig(),
         lr=LR,
@@ -127,6 +133,7 @@ def bench_torch(ckpt: Path, rows, old) -> float | None:
     tokens, attn, loss, adv, _ = rows
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     model = transformers.AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).to(dev)
+    _TORCH_INFO["torch_attention"] = getattr(model.config, "_attn_implementation", None)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8)
     t = lambda x: torch.tensor(np.array(x), device=dev)  # noqa: E731
     tokens, attn, mask = t(tokens).long(), t(attn).long(), t(loss)[:, 1:].float()
@@ -209,19 +216,30 @@ def main(argv):
     sec_torch = bench_torch(ckpt, rows, old) if FLAGS.torch else None
     _release_torch_memory()
     out["torch_tokens_per_s"] = tokens / sec_torch if sec_torch else None
+    out.update(_TORCH_INFO)
     variants = {"off": [False], "on": [True], "both": [False, True]}[FLAGS.remat]
-    for remat in variants:
-        sec = bench_jax(ckpt, rows, old, remat)
-        key = "jax_remat" if remat else "jax"
-        out[f"{key}_tokens_per_s"] = tokens / sec
-        out[f"{key}_mfu"] = (
-            6 * cfg.num_params * tokens / sec / (FLAGS.peak_flops * jax.device_count())
-        )
-        print(f"{key}: {sec * 1e3:.1f} ms/step, {tokens / sec:.0f} tokens/s", flush=True)
+    for attention in FLAGS.attention:
+        for remat in variants:
+            # The first attention keeps the plain keys (jax_tokens_per_s, ...); others are
+            # suffixed with their name (jax_cudnn_tokens_per_s, ...).
+            key = "jax" + ("" if attention == FLAGS.attention[0] else f"_{attention}")
+            key += "_remat" if remat else ""
+            try:
+                sec = bench_jax(ckpt, rows, old, remat, attention)
+            except Exception as e:  # e.g. cudnn on a GPU/shape it does not support
+                out[f"{key}_error"] = f"{type(e).__name__}: {str(e)[:300]}"
+                print(f"{key}: failed: {out[f'{key}_error']}", flush=True)
+                continue
+            out[f"{key}_tokens_per_s"] = tokens / sec
+            out[f"{key}_mfu"] = (
+                6 * cfg.num_params * tokens / sec / (FLAGS.peak_flops * jax.device_count())
+            )
+            print(f"{key}: {sec * 1e3:.1f} ms/step, {tokens / sec:.0f} tokens/s", flush=True)
     if out["torch_tokens_per_s"]:
         print(f"torch: {tokens / out['torch_tokens_per_s'] * 1e3:.1f} ms/step", flush=True)
     main_key = "jax_tokens_per_s" if "jax_tokens_per_s" in out else "jax_remat_tokens_per_s"
-    out["ratio"] = out[main_key] / out["torch_tokens_per_s"] if out["torch_tokens_per_s"] else None
+    ok = out["torch_tokens_per_s"] and main_key in out
+    out["ratio"] = out[main_key] / out["torch_tokens_per_s"] if ok else None
     print(json.dumps(out))
 
 

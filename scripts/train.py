@@ -32,7 +32,7 @@ def main(argv):
 
     config = _CONFIG.value
     try:
-        check_config(config, num_devices=jax.device_count())
+        check_config(config, num_devices=jax.device_count(), backend=jax.default_backend())
     except ConfigError as e:
         raise app.UsageError(str(e)) from None
     last = train_and_evaluate(config)

@@ -43,6 +43,7 @@ def test_default_config_is_valid():
         ("rl.schedule", "exp", r"--config\.rl\.schedule"),
         ("mesh.tensor", 3, r"--config\.mesh.*devices"),
         ("executor.workers", 0, r"--config\.executor\.workers"),
+        ("model.attention", "flash", r"--config\.model\.attention.*einsum"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):
@@ -56,6 +57,18 @@ def test_bad_values_are_named(key, value, pattern):
     node[leaf[-1]] = value
     with pytest.raises(ConfigError, match=pattern):
         check_config(c, num_devices=2)
+
+
+def test_cudnn_attention_needs_a_gpu_and_half_precision():
+    c = load("default")
+    c.model.attention = "cudnn"
+    with pytest.raises(ConfigError, match=r"model\.attention: cudnn needs a CUDA GPU.*'cpu'"):
+        check_config(c, num_devices=1, backend="cpu")
+    with pytest.raises(ConfigError, match=r"model\.attention: cudnn .*bfloat16") as e:
+        check_config(c, num_devices=1, backend="gpu")
+    assert "CUDA GPU" not in str(e.value)
+    c.model.dtype = "bfloat16"
+    check_config(c, num_devices=1, backend="gpu")
 
 
 def test_all_errors_are_reported_at_once():

@@ -35,6 +35,35 @@ def test_logits_match_transformers_on_padded_batch(family_dir):
     assert np.abs(np.asarray(ours) - ref)[mask].max() <= 1e-4
 
 
+def test_xla_attention_matches_transformers_and_einsum(family_dir):
+    """`attention="xla"` (jax.nn.dot_product_attention) gives transformers' logits on a
+    left-padded batch, and the einsum path's gradients at every real position."""
+    cfg, params = hf_io.load_hf(family_dir)
+    fused = cfg.replace(attention="xla")
+    tok = hf_io.load_tokenizer(family_dir)
+    ids, mask = left_pad(tok, PROMPTS)
+    pos = np.maximum(np.cumsum(mask, -1) - 1, 0)
+    args = (jnp.asarray(ids), jnp.asarray(pos), jnp.asarray(mask))
+    ours, _ = model_lib.forward(params, fused, *args)
+    assert np.isfinite(np.asarray(ours)).all()  # pad rows too: they must not poison gradients
+    ref = _hf_logits(family_dir, ids, mask, pos)
+    assert np.abs(np.asarray(ours) - ref)[mask].max() <= 1e-4
+
+    def loss(p, c):
+        logits, _ = model_lib.forward(p, c, *args)
+        logp = jax.nn.log_softmax(logits, -1)
+        return jnp.sum(jnp.where(args[2][..., None], logp, 0.0)[..., :7])
+
+    g_einsum = [np.asarray(x) for x in jax.tree.leaves(jax.grad(loss)(params, cfg))]
+    g_fused = [np.asarray(x) for x in jax.tree.leaves(jax.grad(loss)(params, fused))]
+    # One scale for all leaves: some (the key bias) are zero up to rounding by construction.
+    scale = max(np.abs(a).max() for a in g_einsum)
+    assert scale > 1e-2
+    for a, b in zip(g_einsum, g_fused, strict=True):
+        assert np.isfinite(b).all()
+        assert np.abs(a - b).max() <= 1e-5 * scale
+
+
 def test_num_params_matches_transformers(family_dir):
     cfg = hf_io.load_config(family_dir)
     hf = tf.AutoModelForCausalLM.from_pretrained(family_dir)
