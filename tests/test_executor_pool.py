@@ -1,5 +1,6 @@
 """The pool: results, layers probed and reported, degraded mode, zygote restart, no JAX."""
 
+import json
 import logging
 import os
 import signal
@@ -80,6 +81,72 @@ def test_startup_log_names_missing_layers(caplog):
             assert not p.layers["net_namespace"] and not p.layers["mount_namespace"]
             assert p.run(Job("def f(x):\n    return x * 2", "4")).output_repr == "8"
     assert "missing: net_namespace, mount_namespace" in caplog.text
+
+
+_AS_NORMAL_USER = r"""
+import json, os, sys
+from azr_jax.executor import ExecutorPool, Job
+# No Python-level bans: what is tested is what the kernel layers hold.
+with ExecutorPool(workers=2, timeout_s=2.0, memory_mb=256, banned_modules=(),
+                  banned_builtins=()) as p:
+    results = p.run_many([
+        Job("def f(x):\n    return sorted(x)", "[3, 1, 2]"),
+        Job("def f(x):\n    import socket\n    socket.create_connection(('127.0.0.1', 22))", "1"),
+        Job("def f(x):\n    return open('/etc/hostname').read()", "1"),
+        Job("def f(x):\n    open('out.txt', 'w').write('ok')\n    return 1", "1"),
+        Job("def f(x):\n    open('/tmp/escaped', 'w')\n    return 1", "1"),
+    ])
+    print(json.dumps({
+        "uid": os.geteuid(),
+        "layers": p.layers,
+        "probe_errors": [z.ready.get("probe_error") for z in p._zygotes],
+        "results": [[r.status, r.output_repr, r.error_type] for r in results],
+    }))
+"""
+
+
+def test_a_real_normal_user_gets_a_working_sandbox(tmp_path):
+    """The TPU-VM case for real: the pool started by an unprivileged user (uid 65534).
+
+    Regression: in a user namespace without a uid map no file could be created, every run
+    failed before it could report, and every program came back invalid.
+    """
+    import shutil
+
+    import pyseccomp
+
+    python = "/usr/bin/python3"
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not os.access(python, os.X_OK):
+        pytest.skip("NOT RUN: needs root (to become uid 65534), setpriv and /usr/bin/python3")
+    env = {
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        # the package and pyseccomp only: the executor side is stdlib otherwise
+        "PYTHONPATH": f"{REPO}:{os.path.dirname(pyseccomp.__file__)}",
+    }
+    os.chmod(tmp_path, 0o777)
+    got = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c"]
+        + [_AS_NORMAL_USER],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert got.returncode == 0, got.stderr[-3000:]
+    report = json.loads(got.stdout.strip().splitlines()[-1])
+    assert report["uid"] == 65534
+    assert report["probe_errors"] == [None, None]
+    layers = report["layers"]
+    for name in ("rlimits", "drop_capabilities", "wall_clock_kill", "scratch_dir"):
+        assert layers[name], name
+    sorted_, socket_, read_, write_own, write_out = report["results"]
+    assert sorted_ == ["ok", "[1, 2, 3]", None]
+    assert socket_[0] == "error"  # no socket (seccomp) or no network (namespace)
+    assert write_own == ["ok", "1", None]  # its own scratch directory is writable
+    if layers["landlock_fs"]:
+        assert read_[0] == "error" and write_out[0] == "error"
+    assert not os.path.exists("/tmp/escaped")
 
 
 @pytest.mark.parametrize("disabled", [NORMAL_USER, BARE], ids=["normal_user", "bare"])

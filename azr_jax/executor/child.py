@@ -68,6 +68,13 @@ def probe(ctx: object, scratch: str, result_fd: int) -> None:
 
 
 def _enter_sandbox(ctx: object, scratch: str, result_fd: int, probing: dict | None = None) -> None:
+    # The result pipe first, so that any failure below is reported (fail closed, with a
+    # reason). /dev/null may itself sit on fd 3: it is duplicated before fd 3 is replaced.
+    os.dup2(ctx.devnull_fd, 0)
+    os.dup2(ctx.devnull_fd, 1)
+    os.dup2(ctx.devnull_fd, 2)
+    if result_fd != RESULT_FD:
+        os.dup2(result_fd, RESULT_FD)
     os.setsid()  # own process group: a kill of the group reaches only this run
     layers.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != ctx.zygote_pid:
@@ -77,11 +84,6 @@ def _enter_sandbox(ctx: object, scratch: str, result_fd: int, probing: dict | No
     signal.set_wakeup_fd(-1)
     os.mkdir(scratch, 0o700)
     os.chdir(scratch)
-    os.dup2(ctx.devnull_fd, 0)
-    os.dup2(ctx.devnull_fd, 1)
-    os.dup2(ctx.devnull_fd, 2)
-    if result_fd != RESULT_FD:
-        os.dup2(result_fd, RESULT_FD)
     # The zygote reads the pipe only once this process is gone, and the pipe is non-blocking:
     # make it hold any valid result (a flood stops at the pipe's size, an overflow).
     try:
@@ -108,10 +110,9 @@ def _enter_sandbox(ctx: object, scratch: str, result_fd: int, probing: dict | No
 
     cpu_s = int(ctx.timeout_s) + 1
     step("rlimits", layers.apply_rlimits, cpu_s, ctx.memory_mb, ctx.file_mb, ctx.open_files)
-    if os.geteuid() == 0:
-        step("drop_capabilities", layers.drop_capabilities)
-    elif probing is not None:
-        probing["drop_capabilities"] = True  # a normal user holds no capabilities to drop
+    # Always: root holds every capability, and a normal user who got the namespaces through
+    # a user namespace holds them all inside it. Dropping none is a no-op that succeeds.
+    step("drop_capabilities", layers.drop_capabilities)
     abi = ctx.landlock_abi
     fs = enabled["landlock_fs"] and abi >= 1
     net = enabled["landlock_net"] and abi >= 4

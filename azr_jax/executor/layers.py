@@ -143,8 +143,21 @@ def enter_namespaces(scratch_root: str, want_net: bool, want_mount: bool, tmpfs_
     flags = (_CLONE_NEWNET if want_net else 0) | (_CLONE_NEWNS if want_mount else 0)
     if not flags:
         return got
-    if _libc.unshare(flags) != 0 and _libc.unshare(flags | _CLONE_NEWUSER) != 0:
-        return got
+    if _libc.unshare(flags) != 0:
+        uid, gid = os.getuid(), os.getgid()
+        if _libc.unshare(flags | _CLONE_NEWUSER) != 0:
+            return got
+        # A new user namespace starts with no ids mapped: files could not be created (EOVERFLOW)
+        # and the probe would fail. Map our own ids onto themselves (we stay the same user;
+        # the capabilities we hold in the namespace are dropped by every child).
+        try:
+            _map_own_ids(uid, gid)
+        except OSError as e:
+            raise LayerError(
+                e.errno,
+                f"mapping uid {uid} / gid {gid} into the new user namespace failed ({e}); "
+                "start the pool with disable_layers=('net_namespace', 'mount_namespace')",
+            ) from e
     got["net_namespace"] = want_net
     if want_mount:
         rc = _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
@@ -153,6 +166,22 @@ def enter_namespaces(scratch_root: str, want_net: bool, want_mount: bool, tmpfs_
         if rc == 0 and _libc.mount(b"tmpfs", scratch_root.encode(), b"tmpfs", flags, opts) == 0:
             got["mount_namespace"] = True
     return got
+
+
+def _map_own_ids(uid: int, gid: int) -> None:
+    for path, text in (
+        ("/proc/self/uid_map", f"{uid} {uid} 1"),
+        ("/proc/self/setgroups", "deny"),  # required before an unprivileged gid_map
+        ("/proc/self/gid_map", f"{gid} {gid} 1"),
+    ):
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            continue  # /proc/self/setgroups on kernels before 3.19
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
 
 
 def landlock_abi() -> int:
