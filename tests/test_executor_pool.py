@@ -252,3 +252,16 @@ def test_odd_text_runs_through_the_pool(pool):
     code = "def g(s):\n    return s + '\U0001f600'  # \u00e9\n"
     (r,) = pool.run_many([Job(code, "'a\\n\\x00'", entry="g")])
     assert r.status == "ok" and r.value == "a\n\x00\U0001f600"
+
+
+def test_a_failing_job_iterator_leaves_the_pool_consistent(pool):
+    def jobs():
+        for i in range(20):
+            yield Job("def f(x):\n    return x * 3", str(i))
+        raise RuntimeError("the caller's checks failed")
+
+    with pytest.raises(RuntimeError, match="checks failed"):
+        pool.run_many(jobs())
+    # The aborted call's late results are never taken for this call's.
+    got = pool.run_many([Job("def f(x):\n    return -x", str(i)) for i in range(30)])
+    assert [r.value for r in got] == [-i for i in range(30)]

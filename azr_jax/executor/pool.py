@@ -476,6 +476,11 @@ class ExecutorPool:
                             self._send(self._zygotes[i], id_base + k, k, lines[k])
         finally:
             sel.close()
+            # After an exception (the caller's job iterator raised, an interrupt), forget this
+            # call's jobs: their results may still arrive and must never be taken for a later
+            # call's (job ids only grow, and these are no longer awaited).
+            for z in self._zygotes:
+                z.outstanding.clear()
         return results  # type: ignore[return-value]
 
     def _send(self, z: _ZygoteHandle, job_id: int, k: int, line: bytes) -> None:
