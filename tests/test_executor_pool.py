@@ -84,7 +84,12 @@ def test_startup_log_names_missing_layers(caplog):
 
 
 _AS_NORMAL_USER = r"""
-import json, os, sys
+import errno, json, os, sys
+if sys.argv[1] == "userns_blocked":  # as Ubuntu 24.04's AppArmor rule does
+    import pyseccomp as sc
+    block = sc.SyscallFilter(sc.ALLOW)
+    block.add_rule(sc.ERRNO(errno.EPERM), "unshare")
+    block.load()  # inherited by the zygotes
 from azr_jax.executor import ExecutorPool, Job
 # No Python-level bans: what is tested is what the kernel layers hold.
 with ExecutorPool(workers=2, timeout_s=2.0, memory_mb=256, banned_modules=(),
@@ -105,8 +110,10 @@ with ExecutorPool(workers=2, timeout_s=2.0, memory_mb=256, banned_modules=(),
 """
 
 
-def test_a_real_normal_user_gets_a_working_sandbox(tmp_path):
-    """The TPU-VM case for real: the pool started by an unprivileged user (uid 65534).
+@pytest.mark.parametrize("userns", ["userns_allowed", "userns_blocked"])
+def test_a_real_normal_user_gets_a_working_sandbox(tmp_path, userns):
+    """The TPU-VM case for real: the pool started by an unprivileged user (uid 65534), where
+    unprivileged user namespaces are allowed (Ubuntu 22.04) and where they are not (24.04).
 
     Regression: in a user namespace without a uid map no file could be created, every run
     failed before it could report, and every program came back invalid.
@@ -127,7 +134,7 @@ def test_a_real_normal_user_gets_a_working_sandbox(tmp_path):
     os.chmod(tmp_path, 0o777)
     got = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c"]
-        + [_AS_NORMAL_USER],
+        + [_AS_NORMAL_USER, userns],
         env=env,
         capture_output=True,
         text=True,
@@ -140,6 +147,8 @@ def test_a_real_normal_user_gets_a_working_sandbox(tmp_path):
     layers = report["layers"]
     for name in ("rlimits", "drop_capabilities", "wall_clock_kill", "scratch_dir"):
         assert layers[name], name
+    if userns == "userns_blocked":
+        assert not layers["net_namespace"] and not layers["mount_namespace"]
     sorted_, socket_, read_, write_own, write_out = report["results"]
     assert sorted_ == ["ok", "[1, 2, 3]", None]
     assert socket_[0] == "error"  # no socket (seccomp) or no network (namespace)
