@@ -128,17 +128,28 @@ class Attention(nnx.Module):
             q, k = rope(q, positions, inv_freq), rope(k, positions, inv_freq)
         q = constrain(q, ("batch", "length", "act_heads", None))
         t = x.shape[1]
-        if cache is None and cfg.attention != "einsum":
-            return self._fused(q, k, v, kv_mask), None
-        k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, H] x2
+        # A prefill (cache_index the Python int 0) attends to the fresh keys only: the cache's
+        # later slots are all masked by causality, so [T, T] scores instead of [T, S], and the
+        # fused kernels apply. The cache is written all the same.
+        prefill = cache is not None and isinstance(cache_index, int) and cache_index == 0
         if cache is not None:
             zero = jnp.zeros((), jnp.int32)
-            idx = (zero, zero, cache_index, zero)
-            k = jax.lax.dynamic_update_slice(cache["k"], k.astype(cache["k"].dtype), idx)
-            v = jax.lax.dynamic_update_slice(cache["v"], v.astype(cache["v"].dtype), idx)
-            cache = {"k": k, "v": v}
-            k, v = k.astype(x.dtype), v.astype(x.dtype)  # [B, K, S, H] x2
-        q_slot = (0 if cache is None else cache_index) + jnp.arange(t)  # [T]
+            idx = (zero, zero, jnp.asarray(cache_index, jnp.int32), zero)
+            new = {"k": k.transpose(0, 2, 1, 3), "v": v.transpose(0, 2, 1, 3)}  # [B, K, T, H]
+            new_cache = {
+                name: jax.lax.dynamic_update_slice(cache[name], x_.astype(cache[name].dtype), idx)
+                for name, x_ in new.items()
+            }
+        if prefill or cache is None:
+            self_mask = kv_mask[:, :t]  # [B, T]
+            if cfg.attention != "einsum":
+                return self._fused(q, k, v, self_mask), new_cache if prefill else None
+            k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, H] x2
+            cache, kv_mask, cache_index = (new_cache if prefill else None), self_mask, 0
+        else:
+            cache = new_cache
+            k, v = cache["k"].astype(x.dtype), cache["v"].astype(x.dtype)  # [B, K, S, H] x2
+        q_slot = cache_index + jnp.arange(t)  # [T]
         k_slot = jnp.arange(k.shape[2])  # [S]
         mask = (k_slot[None, :] <= q_slot[:, None])[None] & kv_mask[:, None, :]  # [B, T, S]
         b, _, n, h = q.shape

@@ -148,7 +148,13 @@ def prefill(
     kv_mask = jnp.concatenate([prompt_mask, jnp.ones((b, new), bool)], axis=1)  # [B, S]
     cache = model_lib.init_cache(cfg, b, p + new)
     h, cache = model_lib.hidden_states(
-        params, cfg, prompt_tokens, positions, kv_mask, cache, jnp.zeros((), jnp.int32)
+        params,
+        cfg,
+        prompt_tokens,
+        positions,
+        kv_mask,
+        cache,
+        0,  # static: a prefill
     )
     logits = model_lib.unembed(params, cfg, h[:, -1:])[:, 0]  # [B, V]: left padding
     rep = functools.partial(jnp.repeat, repeats=n, axis=0, total_repeat_length=b * n)
