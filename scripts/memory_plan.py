@@ -10,8 +10,8 @@ sampling batch and lengths, micro-batch) and counts, per chip, in GiB:
             a chip (sharding.SAMPLE_RULES), else 0 (it decodes from the fsdp-sharded weights)
   kv        KV cache of the rows a chip samples: 2 * layers * kv_heads * head_dim * 2 bytes
             (bfloat16) * (max_prompt_len + max_new_tokens) * rows per chip
-  prefill   one layer's attention scores while prefilling those rows (the model's attention is
-            plain einsum + softmax: [rows, heads, P, P] float32)
+  prefill   one layer's attention scores while prefilling those rows (model.attention=einsum:
+            [rows, heads, P, P] float32; cudnn on GPUs keeps no scores)
   act       one training micro-batch under remat: each layer's input [rows, T, D] bfloat16, plus
             one layer's attention scores and probabilities [rows, heads, T, T] (float32 + bf16),
             plus one 512-position logits chunk [rows, 512, V] float32 and its gradient
