@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 .PHONY: setup train test lint clean
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "azr_jax needs Python >= 3.11 (jax, flax, orbax and transformers do); this is " + sys.version.split()[0] + ": run make PYTHON=python3.11 (or newer)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
