@@ -35,6 +35,12 @@ flags.DEFINE_list(
     ["einsum"],
     "Attention implementations to time, each a JAX variant (azr_jax.model_config.ATTENTION_IMPLS).",
 )
+flags.DEFINE_string(
+    "trace_dir",
+    None,
+    "If set, 2 more steps of each JAX variant run under jax.profiler.trace(TRACE_DIR/<variant>) "
+    "(read them with scripts/trace_summary.py).",
+)
 flags.DEFINE_integer("micro_batches", 1, "Micro-batches per step.")
 flags.DEFINE_integer("chunk", 512, "Log-prob chunk (positions unembedded at a time).")
 flags.DEFINE_integer("steps", 5, "Timed steps per side.")
@@ -72,7 +78,7 @@ def _timed(step, steps: int, warmup: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def bench_jax(ckpt: Path, rows, old, remat: bool, attention: str) -> float:
+def bench_jax(ckpt: Path, rows, old, remat: bool, attention: str, trace: str | None) -> float:
     import jax
 
     from azr_jax import hf_io
@@ -108,7 +114,12 @@ def bench_jax(ckpt: Path, rows, old, remat: bool, attention: str) -> float:
         holder["state"], metrics = step_fn(holder["state"], batch, rng)
         jax.block_until_ready(metrics["loss"])
 
-    return _timed(step, FLAGS.steps, FLAGS.warmup)
+    seconds = _timed(step, FLAGS.steps, FLAGS.warmup)
+    if trace:
+        with jax.profiler.trace(trace, create_perfetto_trace=True):
+            for _ in range(2):
+                step()
+    return seconds
 
 
 def old_logprobs(ckpt: Path, rows):
@@ -225,7 +236,8 @@ def main(argv):
             key = "jax" + ("" if attention == FLAGS.attention[0] else f"_{attention}")
             key += "_remat" if remat else ""
             try:
-                sec = bench_jax(ckpt, rows, old, remat, attention)
+                trace = os.path.join(FLAGS.trace_dir, key) if FLAGS.trace_dir else None
+                sec = bench_jax(ckpt, rows, old, remat, attention, trace)
             except Exception as e:  # e.g. cudnn on a GPU/shape it does not support
                 out[f"{key}_error"] = f"{type(e).__name__}: {str(e)[:300]}"
                 print(f"{key}: failed: {out[f'{key}_error']}", flush=True)
