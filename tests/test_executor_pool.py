@@ -233,6 +233,7 @@ def test_importing_the_executor_does_not_import_jax():
         Job("def g(s):\n    return s  # \u00e9\U0001f600 \x00", "'\x00 \n'", entry="g"),
         Job("def f(x):\n    return x", "1", expect="", literal_expect=True),
         Job("def f(x):\n    return x", "[1]", literal_args=True, expect="[1]"),
+        Job("def f(x):\n    return x  # \ud800", "'\udfff'", expect="'\ud83d'"),
     ],
 )
 def test_job_wire_form_round_trips(job):
@@ -255,6 +256,20 @@ def test_job_wire_form_round_trips(job):
         assert "x" not in got
     else:
         assert (got["x"], got["xlit"]) == (job.expect, job.literal_expect)
+
+
+def test_lone_surrogates_fail_their_own_run_only(pool):
+    # JSON data sets can carry lone surrogates; they must not break the whole batch.
+    got = pool.run_many(
+        [
+            Job("def f(x):\n    return x  # \ud800", "1"),
+            Job("def f(x):\n    return 1", "'\udfff'"),
+            Job("def f(x):\n    return x + 1", "1"),
+        ]
+    )
+    assert [r.status for r in got] == ["error", "error", "ok"]
+    assert got[0].error_type == got[1].error_type == "UnicodeEncodeError"
+    assert got[2].value == 2
 
 
 def test_odd_text_runs_through_the_pool(pool):

@@ -162,13 +162,13 @@ def decode_job(header: bytes, payload: bytes) -> dict:
     a_end = nc + na
     x_end = a_end + max(nx, 0)
     job = {
-        "c": payload[:nc].decode(),
-        "a": payload[nc:a_end].decode(),
-        "e": payload[x_end : x_end + ne].decode(),
+        "c": payload[:nc].decode("utf-8", "surrogatepass"),
+        "a": payload[nc:a_end].decode("utf-8", "surrogatepass"),
+        "e": payload[x_end : x_end + ne].decode("utf-8", "surrogatepass"),
         "lit": b"l" in flags,
     }
     if nx >= 0:
-        job["x"] = payload[a_end:x_end].decode()
+        job["x"] = payload[a_end:x_end].decode("utf-8", "surrogatepass")
         job["xlit"] = b"X" in flags
     return job
 

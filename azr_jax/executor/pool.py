@@ -66,6 +66,7 @@ zygote.main(sys.argv[2])
 """
 
 
+_UTF8, _SP = "utf-8", "surrogatepass"  # the job wire form's text encoding (`child.decode_job`)
 # Jobs taken from a lazy iterable per turn of the event loop (see `run_many`).
 _FEED_PER_TURN = 16
 
@@ -109,9 +110,11 @@ class RunResult:
 def job_bytes(job_id: int, job: Job) -> bytes:
     """One job as the zygote reads it: a header line with the fields' byte lengths, then the
     fields (code, arguments, expected value, entry name) back to back; see `zygote.py`."""
-    code, args = job.code.encode(), job.args.encode()
-    expect = b"" if job.expect is None else job.expect.encode()
-    entry = job.entry.encode()
+    # surrogatepass: text with lone surrogates (JSON data can carry them) travels unchanged and
+    # fails in its own run (compile refuses it), not in the encoding of the whole batch.
+    code, args = job.code.encode(_UTF8, _SP), job.args.encode(_UTF8, _SP)
+    expect = b"" if job.expect is None else job.expect.encode(_UTF8, _SP)
+    entry = job.entry.encode(_UTF8, _SP)
     flags = ("l" if job.literal_args else "") + ("X" if job.literal_expect else "")
     header = b"%d %d %d %d %d %s\n" % (
         job_id,
