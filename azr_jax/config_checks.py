@@ -120,6 +120,11 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
 
     e = c.executor
     need(e.workers >= 1, "executor.workers", "must be >= 1")
+    need(
+        e.get("max_in_flight", 4) >= 1,
+        "executor.max_in_flight",
+        "must be >= 1 (programs one zygote runs at once)",
+    )
     need(e.timeout_s > 0, "executor.timeout_s", "must be > 0 seconds")
     need(e.memory_mb >= 64, "executor.memory_mb", "must be >= 64 (Python itself needs ~20 MB)")
 

@@ -250,6 +250,7 @@ def setup(config) -> Run:
         memory_mb=e.memory_mb,
         banned_modules=banned,
         hash_seeds=[1000 + 7919 * i + config.seed for i in range(max(2, e.workers))],
+        max_in_flight=e.get("max_in_flight", 4),
     )
     a = config.azr
     settings = selfplay.SelfPlaySettings(

@@ -45,7 +45,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sampling.batch_size = 16  # rows per sampler call (a multiple of data x fsdp)
 
     c.executor = ml_collections.ConfigDict()
-    c.executor.workers = 2  # programs run at once (one fresh process each)
+    c.executor.workers = 2  # zygotes, each with its own hash seed (>= 2: determinism checks)
+    c.executor.max_in_flight = 4  # programs each zygote runs at once (one fresh process each)
     c.executor.timeout_s = 5.0  # wall-clock limit per program run (paper: 10)
     c.executor.memory_mb = 512  # address-space limit per program run
     c.executor.banned_modules = ()  # () = the executor's default ban list; else the full list

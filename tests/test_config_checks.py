@@ -44,6 +44,7 @@ def test_default_config_is_valid():
         ("mesh.tensor", 3, r"--config\.mesh.*devices"),
         ("executor.workers", 0, r"--config\.executor\.workers"),
         ("model.attention", "flash", r"--config\.model\.attention.*einsum"),
+        ("executor.max_in_flight", 0, r"--config\.executor\.max_in_flight"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):
