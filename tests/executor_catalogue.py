@@ -309,6 +309,13 @@ PROGRAMS: list[Case] = [
         expect=error("PermissionError"),
     ),
     Case(
+        "symlink out of scratch, left for the cleanup to follow",
+        "writes",
+        "def f(x):\n    OS['symlink']('CANARY', 'link')\n    OS['mkdir']('d')\n"
+        "    OS['symlink']('CANARY/keep', 'd/k')\n    OPEN('junk', 'w').write('x')\n    return 1",
+        expect=ok("1"),
+    ),
+    Case(
         "delete outside scratch",
         "deletes",
         "def f(x):\n    OS['remove']('CANARY/keep')",

@@ -30,6 +30,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def env():
     canary = tempfile.mkdtemp(prefix="azr-canary-")
+    os.chmod(canary, 0o755)  # a program must not get it changed (e.g. through the cleanup)
     with open(os.path.join(canary, "keep"), "w") as f:
         f.write("keep")
     tcp = socket.socket()
@@ -88,6 +89,7 @@ def _check_no_trace(env) -> None:
     pool, subs, canary, targets, tcp, unix = env
     zygotes = pool.zygote_pids
     assert sorted(os.listdir(canary)) == ["keep", "sock"], os.listdir(canary)
+    assert os.stat(canary).st_mode & 0o777 == 0o755
     with open(os.path.join(canary, "keep")) as f:
         assert f.read() == "keep"
     for path in targets:

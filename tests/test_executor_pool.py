@@ -226,38 +226,6 @@ def test_importing_the_executor_does_not_import_jax():
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize(
-    "job",
-    [
-        Job("def f(x):\n    return x", "'a\\nb'"),
-        Job("def g(s):\n    return s  # \u00e9\U0001f600 \x00", "'\x00 \n'", entry="g"),
-        Job("def f(x):\n    return x", "1", expect="", literal_expect=True),
-        Job("def f(x):\n    return x", "[1]", literal_args=True, expect="[1]"),
-        Job("def f(x):\n    return x  # \ud800", "'\udfff'", expect="'\ud83d'"),
-    ],
-)
-def test_job_wire_form_round_trips(job):
-    # The zygote frames jobs by byte lengths: newlines, NULs and non-BMP text cannot shift a
-    # field, and an empty expected value is not a missing one.
-    from azr_jax.executor.child import decode_job
-    from azr_jax.executor.pool import job_bytes
-
-    data = job_bytes(7, job)
-    header, _, payload = data.partition(b"\n")
-    got = decode_job(header, payload)
-    assert header.split()[0] == b"7"
-    assert (got["c"], got["a"], got["e"], got["lit"]) == (
-        job.code,
-        job.args,
-        job.entry,
-        job.literal_args,
-    )
-    if job.expect is None:
-        assert "x" not in got
-    else:
-        assert (got["x"], got["xlit"]) == (job.expect, job.literal_expect)
-
-
 def test_lone_surrogates_fail_their_own_run_only(pool):
     # JSON data sets can carry lone surrogates; they must not break the whole batch.
     got = pool.run_many(

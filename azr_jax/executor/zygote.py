@@ -334,6 +334,12 @@ def _kill_group(pid: int, reaped: bool = False) -> None:
 
 
 def _remove_tree(path: str) -> None:
+    """Removes a run's scratch directory, whatever the program left in it.
+
+    A program may leave unreadable directories (so each real directory is made 0700 first)
+    and symlinks to anywhere (so nothing is ever followed: a link is unlinked, never chmod-ed
+    through; chmod goes through an O_NOFOLLOW descriptor). Iterative: deep trees are fine.
+    """
     try:
         os.rmdir(path)
         return
@@ -341,24 +347,41 @@ def _remove_tree(path: str) -> None:
         return
     except OSError:
         pass
-    # The program may have made parts unreadable; give them back before removing.
+    stack, dirs = [path], []
+    while stack:
+        d = stack.pop()
+        if not _own_directory(d):
+            _ignore(os.unlink, d)  # not a directory (any more): a file or a link
+            continue
+        dirs.append(d)  # parents before their children
+        try:
+            with os.scandir(d) as entries:
+                for entry in entries:
+                    full = os.path.join(d, entry.name)
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(full)
+                    else:
+                        _ignore(os.unlink, full)
+        except OSError:
+            pass
+    for d in reversed(dirs):
+        _ignore(os.rmdir, d)
+
+
+def _own_directory(path: str) -> bool:
+    """chmod 0700 on `path` if it is a real directory (not a link to one); True if it is."""
     try:
-        os.chmod(path, 0o700)
+        fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        # chmod through the descriptor's /proc entry: the inode opened, never a link target.
+        os.chmod(f"/proc/self/fd/{fd}", 0o700)
     except OSError:
         pass
-    for root, dirs, _ in os.walk(path):
-        for name in dirs:
-            try:
-                os.chmod(os.path.join(root, name), 0o700)
-            except OSError:
-                pass
-    for root, dirs, files in os.walk(path, topdown=False):
-        for name in files:
-            _ignore(os.unlink, os.path.join(root, name))
-        for name in dirs:
-            full = os.path.join(root, name)
-            _ignore(os.unlink if os.path.islink(full) else os.rmdir, full)
-    _ignore(os.rmdir, path)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _ignore(fn: object, path: str) -> None:
