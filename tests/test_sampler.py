@@ -225,31 +225,6 @@ def test_stop_string_inside_the_prompt_does_not_stop(qwen2):
     assert got.lengths[0] == 6 and got.texts == free.texts
 
 
-def test_stop_automaton_matches_brute_force():
-    from azr_jax.stop_strings import transition_table
-
-    rng = np.random.default_rng(0)
-    pieces = [bytes(rng.choice([97, 98, 99], rng.integers(0, 5)).tolist()) for _ in range(40)]
-    stops = ("aab", "ba", "cabca")
-    table = transition_table(pieces, stops)
-    accept = table.shape[0] - 1
-    for _ in range(200):
-        seq = rng.integers(0, len(pieces), 12)
-        state, got = 0, None
-        for i, t in enumerate(seq):
-            state = table[state, t]
-            if state == accept:
-                got = i
-                break
-        text, want = b"", None
-        for i, t in enumerate(seq):
-            text += pieces[t]
-            if any(s.encode() in text for s in stops):
-                want = i
-                break
-        assert got == want, (seq, got, want)
-
-
 def test_clear_errors(qwen2):
     cfg, params, tokenizer, gen = qwen2
     tokens, lengths = _batch(tokenizer, PROMPTS, pad_id=1)
@@ -267,12 +242,3 @@ def test_clear_errors(qwen2):
                     SamplingSettings(4, stop_strings=("x",)))  # fmt: skip
     with pytest.raises(ValueError, match="temperature"):
         SamplingSettings(temperature=0.0)
-
-
-def test_settings_from_model_dir(qwen2_dir):
-    s = settings_from_model_dir(qwen2_dir)
-    assert s.eos_ids == (0,) and s.pad_id == 1 and not s.greedy
-    s = settings_from_model_dir(qwen2_dir, greedy=True, stop_strings=["</answer>"])
-    assert s.greedy and s.stop_strings == ("</answer>",)
-    with pytest.raises(ValueError, match="unknown sampling setting"):
-        settings_from_model_dir(qwen2_dir, temprature=0.5)
