@@ -44,9 +44,9 @@ class _Running:
 
     __slots__ = ("job_id", "pid", "fd", "scratch", "deadline", "start", "timed_out")
 
-    def __init__(self, job_id: bytes, pid: int, fd: int, scratch: str, deadline: float):
+    def __init__(self, job_id: bytes, pid: int, fd: int, scratch: str, start: float, end: float):
         self.job_id, self.pid, self.fd, self.scratch = job_id, pid, fd, scratch
-        self.deadline, self.start = deadline, deadline
+        self.start, self.deadline = start, end
         self.timed_out = False
 
 
@@ -257,9 +257,8 @@ class Zygote:
                 child.run(job, self.ctx, scratch, write_fd)
             os.close(write_fd)
             job_id = job[0].partition(b" ")[0]
-            run = _Running(job_id, pid, read_fd, scratch, start + self.ctx.timeout_s)
-            run.start = start
-            self.running[pid] = run
+            end = start + self.ctx.timeout_s
+            self.running[pid] = _Running(job_id, pid, read_fd, scratch, start, end)
 
     def _reap(self) -> None:
         running = self.running
