@@ -69,6 +69,7 @@ zygote.main(sys.argv[2])
 _UTF8, _SP = "utf-8", "surrogatepass"  # the job wire form's text encoding (`child.decode_job`)
 # Jobs taken from a lazy iterable per turn of the event loop (see `run_many`).
 _FEED_PER_TURN = 16
+_DONE = object()  # the end of a job iterable
 
 
 @dataclass(frozen=True)
@@ -427,11 +428,11 @@ class ExecutorPool:
         sel = selectors.DefaultSelector()
         try:
             while remaining or not exhausted:
-                # Feed a few jobs per turn while the zygotes have little queued.
+                # A few jobs per turn: results are read while the caller still makes jobs.
                 fed = 0
                 while not exhausted and fed < _FEED_PER_TURN:
-                    job = next(jobs, None)
-                    if job is None:
+                    job = next(jobs, _DONE)
+                    if job is _DONE:
                         exhausted = True
                         break
                     k = len(results)
