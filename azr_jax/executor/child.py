@@ -30,6 +30,9 @@ from azr_jax.executor import layers, literals
 
 RESULT_FD = 3
 _F_SETPIPE_SZ = 1031
+# The job wire form's text encoding (`pool.job_bytes` writes it): surrogatepass, so text with
+# lone surrogates travels unchanged and fails in its own run, not in the whole batch.
+WIRE_ENCODING = ("utf-8", "surrogatepass")
 PROGRAM_NAME = "program"
 _MAX_MESSAGE = 300
 
@@ -162,13 +165,13 @@ def decode_job(header: bytes, payload: bytes) -> dict:
     a_end = nc + na
     x_end = a_end + max(nx, 0)
     job = {
-        "c": payload[:nc].decode("utf-8", "surrogatepass"),
-        "a": payload[nc:a_end].decode("utf-8", "surrogatepass"),
-        "e": payload[x_end : x_end + ne].decode("utf-8", "surrogatepass"),
+        "c": payload[:nc].decode(*WIRE_ENCODING),
+        "a": payload[nc:a_end].decode(*WIRE_ENCODING),
+        "e": payload[x_end : x_end + ne].decode(*WIRE_ENCODING),
         "lit": b"l" in flags,
     }
     if nx >= 0:
-        job["x"] = payload[a_end:x_end].decode("utf-8", "surrogatepass")
+        job["x"] = payload[a_end:x_end].decode(*WIRE_ENCODING)
         job["xlit"] = b"X" in flags
     return job
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azr_jax.executor import layers as layers_lib
+from azr_jax.executor.child import WIRE_ENCODING
 from azr_jax.executor.literals import MAX_DEPTH, MAX_OUTPUT_CHARS, LiteralError, parse_literal
 from azr_jax.executor.program import DEFAULT_BANNED, DEFAULT_BANNED_BUILTINS
 from azr_jax.executor.zygote import result_cap
@@ -66,7 +67,6 @@ zygote.main(sys.argv[2])
 """
 
 
-_UTF8, _SP = "utf-8", "surrogatepass"  # the job wire form's text encoding (`child.decode_job`)
 # Jobs taken from a lazy iterable per turn of the event loop (see `run_many`).
 _FEED_PER_TURN = 16
 _DONE = object()  # the end of a job iterable
@@ -111,11 +111,9 @@ class RunResult:
 def job_bytes(job_id: int, job: Job) -> bytes:
     """One job as the zygote reads it: a header line with the fields' byte lengths, then the
     fields (code, arguments, expected value, entry name) back to back; see `zygote.py`."""
-    # surrogatepass: text with lone surrogates (JSON data can carry them) travels unchanged and
-    # fails in its own run (compile refuses it), not in the encoding of the whole batch.
-    code, args = job.code.encode(_UTF8, _SP), job.args.encode(_UTF8, _SP)
-    expect = b"" if job.expect is None else job.expect.encode(_UTF8, _SP)
-    entry = job.entry.encode(_UTF8, _SP)
+    code, args = job.code.encode(*WIRE_ENCODING), job.args.encode(*WIRE_ENCODING)
+    expect = b"" if job.expect is None else job.expect.encode(*WIRE_ENCODING)
+    entry = job.entry.encode(*WIRE_ENCODING)
     flags = ("l" if job.literal_args else "") + ("X" if job.literal_expect else "")
     header = b"%d %d %d %d %d %s\n" % (
         job_id,
