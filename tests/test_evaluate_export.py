@@ -59,6 +59,8 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 def test_evaluate_checkpoint_and_base_model(run_dir):
+    if not CRUX.exists():
+        pytest.skip(f"CRUXEval dev file not found at {CRUX} (set AZR_CRUXEVAL_PATH)")
     common = [
         f"--config.output_dir={run_dir}",
         "--config.eval.max_records=12",
