@@ -20,7 +20,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from azr_jax.executor import ExecutorPool, Proposal, validate_many  # noqa: E402
+from azr_jax.executor.pool import ExecutorPool  # noqa: E402
+from azr_jax.executor.validation import Proposal, validate_many  # noqa: E402
 
 _BASELINE = "{code}\nprint(repr(f({input})))\n"
 

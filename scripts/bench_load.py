@@ -15,7 +15,9 @@ from pathlib import Path
 
 from absl import app, flags
 
-flags.DEFINE_string("preset", "qwen0.5b", "Checkpoint shape (azr_jax.tiny_checkpoint.PRESETS).")
+flags.DEFINE_string(
+    "preset", "qwen0.5b", "Checkpoint shape (azr_jax.model.tiny_checkpoint.PRESETS)."
+)
 flags.DEFINE_string("family", "qwen2", "Model family.")
 flags.DEFINE_integer("mesh_fsdp", 1, "Load onto an fsdp mesh of this many fake CPU devices.")
 FLAGS = flags.FLAGS
@@ -26,7 +28,8 @@ def hwm():  # peak RSS of this process image (VmHWM; ru_maxrss survives exec, th
     return int([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]) / 1024
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count={n}"
 import jax
-from azr_jax import hf_io, sharding
+from azr_jax.model import hf_io
+from azr_jax.parallel import sharding
 t = time.perf_counter()
 mesh = sharding.make_mesh(data=1, fsdp={n}) if {n} > 1 else None
 cfg, params = hf_io.load_hf(sys.argv[1], mesh)
@@ -45,7 +48,7 @@ print(json.dumps(dict(seconds=time.perf_counter() - t,
 """
 BASELINE = """
 import resource, json, jax, torch, transformers
-from azr_jax import hf_io
+from azr_jax.model import hf_io
 def hwm():  # peak RSS of this process image (VmHWM; ru_maxrss survives exec, this does not)
     return int([l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]) / 1024
 print(json.dumps(dict(peak_rss_mb=hwm())))
@@ -61,7 +64,7 @@ def _run(code: str, *args: str) -> dict:
 
 def main(argv):
     del argv
-    from azr_jax.tiny_checkpoint import make_tiny_checkpoint
+    from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
 
     root = Path(__file__).resolve().parent.parent
     ckpt = make_tiny_checkpoint(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-flags.DEFINE_string("preset", "tiny", "Checkpoint shape (azr_jax.tiny_checkpoint.PRESETS).")
+flags.DEFINE_string("preset", "tiny", "Checkpoint shape (azr_jax.model.tiny_checkpoint.PRESETS).")
 flags.DEFINE_string("family", "qwen2", "Model family.")
 flags.DEFINE_integer("batch", 8, "Prompts per call (ignored when --batches is set).")
 flags.DEFINE_string("batches", "", "Comma-separated batch sizes, e.g. 1,16,64,256.")
@@ -54,8 +54,8 @@ def bench_jax(cfg, params, prompts, new_tokens):
     import jax
     import numpy as np
 
-    from azr_jax.sampler import Sampler
-    from azr_jax.sampling_settings import SamplingSettings
+    from azr_jax.sampling.sampler import Sampler
+    from azr_jax.sampling.settings import SamplingSettings
 
     settings = SamplingSettings(max_new_tokens=new_tokens, greedy=True)
     sampler = Sampler(cfg, max_cache_length=prompts.shape[1] + new_tokens)
@@ -108,8 +108,8 @@ def main(_):
     import jax.numpy as jnp
     import numpy as np
 
-    from azr_jax import hf_io
-    from azr_jax.tiny_checkpoint import make_tiny_checkpoint
+    from azr_jax.model import hf_io
+    from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
 
     root = Path(__file__).resolve().parent.parent
     model_dir = make_tiny_checkpoint(

@@ -24,7 +24,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_string("preset", "small", "Checkpoint shape (azr_jax.tiny_checkpoint.PRESETS).")
+flags.DEFINE_string("preset", "small", "Checkpoint shape (azr_jax.model.tiny_checkpoint.PRESETS).")
 flags.DEFINE_string("family", "qwen2", "Model family.")
 flags.DEFINE_integer("batch", 8, "Rows per step.")
 flags.DEFINE_integer("length", None, "Row length (default: 128 for tiny, 256 otherwise).")
@@ -33,7 +33,7 @@ flags.DEFINE_enum("remat", "off", ["off", "on", "both"], "jax.checkpoint around 
 flags.DEFINE_list(
     "attention",
     ["einsum"],
-    "Attention implementations to time, each a JAX variant (azr_jax.model_config.ATTENTION_IMPLS).",
+    "Attention implementations to time, each a JAX variant (azr_jax.model.config.ATTENTION_IMPLS).",
 )
 flags.DEFINE_string(
     "trace_dir",
@@ -81,10 +81,10 @@ def _timed(step, steps: int, warmup: int) -> float:
 def bench_jax(ckpt: Path, rows, old, remat: bool, attention: str, trace: str | None) -> float:
     import jax
 
-    from azr_jax import hf_io
-    from azr_jax import sharding as shd
-    from azr_jax.pg_loss import PGBatch, PGLossConfig
-    from azr_jax.train_step import TrainHparams, jit_init_state, jit_train_step
+    from azr_jax.model import hf_io
+    from azr_jax.parallel import sharding as shd
+    from azr_jax.update.pg_loss import PGBatch, PGLossConfig
+    from azr_jax.update.train_step import TrainHparams, jit_init_state, jit_train_step
 
     tokens, attn, loss, adv, prompt = rows
     mesh = shd.make_mesh(data=1, fsdp=-1)
@@ -127,8 +127,8 @@ def old_logprobs(ckpt: Path, rows):
     import jax
     import numpy as np
 
-    from azr_jax import hf_io
-    from azr_jax.logprobs import token_logprobs
+    from azr_jax.model import hf_io
+    from azr_jax.update.logprobs import token_logprobs
 
     tokens, attn, _, _, prompt = rows
     cfg, params = hf_io.load_hf(ckpt, dtype=FLAGS.dtype)
@@ -198,8 +198,8 @@ def main(argv):
             )
     import jax
 
-    from azr_jax import hf_io
-    from azr_jax.tiny_checkpoint import make_tiny_checkpoint
+    from azr_jax.model import hf_io
+    from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
 
     root = Path(__file__).resolve().parent.parent
     ckpt = make_tiny_checkpoint(

@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags
 
 flags.DEFINE_enum(
-    "preset", "tiny", ["tiny", "small"], "Model size (azr_jax.tiny_checkpoint.PRESETS)."
+    "preset", "tiny", ["tiny", "small"], "Model size (azr_jax.model.tiny_checkpoint.PRESETS)."
 )
 flags.DEFINE_integer("steps", 4, "Self-play steps (the first is excluded from the means).")
 flags.DEFINE_integer("batch", 4, "azr.batch_size: tasks per (task type, role).")
@@ -44,8 +44,8 @@ PHASES = (
 
 def main(argv):
     del argv
-    from azr_jax.tiny_checkpoint import make_tiny_checkpoint
-    from azr_jax.trainer import train_and_evaluate
+    from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
+    from azr_jax.run.trainer import train_and_evaluate
 
     spec = importlib.util.spec_from_file_location("default", ROOT / "configs" / "default.py")
     mod = importlib.util.module_from_spec(spec)

@@ -10,7 +10,7 @@ import json
 
 from absl import app, flags
 
-from azr_jax.parity import compare
+from azr_jax.model.parity import compare
 
 flags.DEFINE_string("model_dir", None, "Hugging Face model directory (or hub name).", required=True)
 flags.DEFINE_enum(

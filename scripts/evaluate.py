@@ -17,7 +17,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from azr_jax import distributed
+from azr_jax.parallel import distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Run config file[:preset]."
@@ -32,7 +32,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     distributed.start_from_flags()
-    from azr_jax import evaluation, trainer
+    from azr_jax.evals import evaluation
+    from azr_jax.run import trainer
 
     config = _CONFIG.value
     cfg, params, mesh, base, step = trainer.load_policy(config, config.eval.step, FLAGS.model_dir)

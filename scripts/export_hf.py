@@ -11,7 +11,7 @@ import json
 from absl import app, flags
 from ml_collections import config_flags
 
-from azr_jax import distributed
+from azr_jax.parallel import distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Run config file[:preset]."
@@ -27,7 +27,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     distributed.start_from_flags()
-    from azr_jax import hf_io, trainer
+    from azr_jax.model import hf_io
+    from azr_jax.run import trainer
 
     config = _CONFIG.value
     cfg, params, _, base, step = trainer.load_policy(config, config.eval.step)

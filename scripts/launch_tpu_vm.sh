@@ -85,7 +85,7 @@ train() {
   flags+=("$@")
   local quoted
   quoted="$(printf ' %q' "${flags[@]}")"
-  # Every worker runs the same command; JAX finds its peers itself (azr_jax.distributed).
+  # Every worker runs the same command; JAX finds its peers itself (azr_jax.parallel.distributed).
   on_all "cd $REMOTE_DIR && nohup setsid .venv/bin/python scripts/train.py$quoted \
 > train.log 2>&1 < /dev/null & echo \$! > $REMOTE_DIR.pid"
 }

@@ -5,7 +5,7 @@ python scripts/make_tiny_checkpoint.py --family qwen2 --out /tmp/tiny-qwen2 [--p
 
 from absl import app, flags
 
-from azr_jax.tiny_checkpoint import FAMILIES, PRESETS, make_tiny_checkpoint
+from azr_jax.model.tiny_checkpoint import FAMILIES, PRESETS, make_tiny_checkpoint
 
 flags.DEFINE_enum("family", "qwen2", list(FAMILIES), "Model family.")
 flags.DEFINE_string("out", None, "Output directory.", required=True)

@@ -81,7 +81,7 @@ def make_tokenizer():
 
 
 def model_config(vocab_size: int):
-    from azr_jax.model_config import ModelConfig
+    from azr_jax.model.config import ModelConfig
 
     return ModelConfig(
         family="qwen2",
@@ -127,12 +127,12 @@ def split_tasks(seed: int, n_train: int, n_eval: int):
 
 def with_gold(pool, tasks):
     """(prompt, Triplet) per task; the output is computed by running the program in the sandbox."""
-    from azr_jax import executor as ex
-    from azr_jax.tasks import Triplet
+    from azr_jax.executor.validation import Proposal, validate_many
+    from azr_jax.selfplay.tasks import Triplet
 
-    jobs = [ex.Proposal(program_source(e), [", ".join(map(str, t))]) for e, t in tasks]
+    jobs = [Proposal(program_source(e), [", ".join(map(str, t))]) for e, t in tasks]
     out = []
-    for (e, t), job, v in zip(tasks, jobs, ex.validate_many(pool, jobs), strict=True):
+    for (e, t), job, v in zip(tasks, jobs, validate_many(pool, jobs), strict=True):
         if not v.valid:
             raise RuntimeError(f"task program {job.code!r} on {job.inputs} is invalid: {v.reason}")
         out.append((prompt_text(e, t), Triplet(v.code, job.inputs[0], v.outputs[0])))
@@ -142,8 +142,9 @@ def with_gold(pool, tasks):
 # ----------------------------------------------------------------------------- grading
 def score(pool, triplets, completions):
     """Per-completion (reward, correct, verdict): AZR_SPEC section 3 on the assistant turn."""
-    from azr_jax import rewards, selfplay
-    from azr_jax.tasks import TaskType
+    from azr_jax.selfplay import rewards
+    from azr_jax.selfplay import step as selfplay
+    from azr_jax.selfplay.tasks import TaskType
 
     items = [(TaskType.DEDUCTION, t) for t in triplets]
     graded = selfplay.grade(pool, items, [PREFILL + c for c in completions])
@@ -157,25 +158,25 @@ def main(argv):
     import jax
     import numpy as np
 
-    from azr_jax import executor as ex
-    from azr_jax import model as model_lib
-    from azr_jax import selfplay
-    from azr_jax import sharding as shd
-    from azr_jax.advantages import trr_advantages
-    from azr_jax.generate import Generator
-    from azr_jax.pg_loss import PGLossConfig
-    from azr_jax.run_logging import RunLogger
-    from azr_jax.sampler import Sampler
-    from azr_jax.sampling_settings import SamplingSettings
-    from azr_jax.tasks import Role, TaskType, group_id
-    from azr_jax.train_step import TrainHparams, jit_init_state, jit_train_step
-    from azr_jax.trainer import JaxPolicy, greedy_fn, make_batch
+    from azr_jax.executor.pool import ExecutorPool
+    from azr_jax.model import transformer as model_lib
+    from azr_jax.parallel import sharding as shd
+    from azr_jax.run.records import RunLogger
+    from azr_jax.run.trainer import JaxPolicy, greedy_fn, make_batch
+    from azr_jax.sampling.generate import Generator
+    from azr_jax.sampling.sampler import Sampler
+    from azr_jax.sampling.settings import SamplingSettings
+    from azr_jax.selfplay import step as selfplay
+    from azr_jax.selfplay.advantages import trr_advantages
+    from azr_jax.selfplay.tasks import Role, TaskType, group_id
+    from azr_jax.update.pg_loss import PGLossConfig
+    from azr_jax.update.train_step import TrainHparams, jit_init_state, jit_train_step
 
     seed = FLAGS.seed
     tokenizer = make_tokenizer()
     eos_id, pad_id = tokenizer.convert_tokens_to_ids([EOS, PAD])
     cfg = model_config(len(tokenizer))
-    pool = ex.ExecutorPool(workers=2, hash_seeds=[1000 + seed, 2000 + seed])
+    pool = ExecutorPool(workers=2, hash_seeds=[1000 + seed, 2000 + seed])
     train_tasks, eval_tasks = split_tasks(seed, FLAGS.train_tasks, FLAGS.eval_tasks)
     train, held_out = with_gold(pool, train_tasks), with_gold(pool, eval_tasks)
 

@@ -13,7 +13,7 @@ import json
 from absl import app, flags
 from ml_collections import config_flags
 
-from azr_jax import distributed
+from azr_jax.parallel import distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Run config file[:preset]."
@@ -27,8 +27,8 @@ def main(argv):
     distributed.start_from_flags()
     import jax
 
-    from azr_jax.config_checks import ConfigError, check_config
-    from azr_jax.trainer import train_and_evaluate
+    from azr_jax.run.config_checks import ConfigError, check_config
+    from azr_jax.run.trainer import train_and_evaluate
 
     config = _CONFIG.value
     try:

@@ -20,7 +20,7 @@ CACHE = Path(__file__).resolve().parent.parent / ".cache" / "test_checkpoints"
 
 def tiny_checkpoint(family: str, preset: str = "tiny", seed: int = 0) -> Path:
     """A random HF checkpoint of `family`, built once and shared by all tests (and xdist workers)."""
-    from azr_jax.tiny_checkpoint import make_tiny_checkpoint
+    from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
 
     CACHE.mkdir(parents=True, exist_ok=True)
     out = CACHE / f"{family}-{preset}-{seed}"

@@ -1,0 +1,191 @@
+"""Up-front validation of a run's ConfigDict: every problem named with its key and the fix.
+
+Called by the entry scripts before any weights load, so a typo costs seconds, not a TPU boot.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from azr_jax.model.config import ATTENTION_IMPLS, FAMILIES, SUPPORTED_DTYPES
+
+TASK_TYPES = ("code_o", "code_i", "code_f")
+SCHEDULES = ("constant", "cosine", "linear_warmup")
+AGGREGATIONS = ("token-mean", "seq-mean-token-mean")
+
+
+class ConfigError(ValueError):
+    """One or more invalid config values; the message lists each key, the problem and the fix."""
+
+
+def _mesh_sizes(c: Any, num_devices: int) -> dict[str, int] | str:
+    sizes = {k: c.mesh[k] for k in ("data", "fsdp", "tensor")}
+    free = [k for k, v in sizes.items() if v == -1]
+    if len(free) > 1 or any(v == 0 or v < -1 for v in sizes.values()):
+        return "mesh: sizes must be >= 1, with at most one -1 ('the devices that remain')"
+    fixed = math.prod(v for v in sizes.values() if v != -1)
+    if free:
+        if num_devices % fixed:
+            return f"mesh: {num_devices} devices do not divide by the fixed axes ({fixed})"
+        sizes[free[0]] = num_devices // fixed
+    if math.prod(sizes.values()) != num_devices:
+        return (
+            f"mesh {sizes} needs {math.prod(sizes.values())} devices, {num_devices} present; "
+            "set one of mesh.data/fsdp/tensor to -1"
+        )
+    return sizes
+
+
+def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
+    """Raises ConfigError listing every invalid value of the run config `c`.
+
+    `backend` (jax.default_backend()) enables the checks that depend on the hardware.
+    """
+    errors: list[str] = []
+
+    def need(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            errors.append(f"--config.{key}: {msg}")
+
+    need(
+        isinstance(c.num_steps, int) and c.num_steps >= 0,
+        "num_steps",
+        f"{c.num_steps!r} must be an integer >= 0",
+    )
+    need(bool(str(c.output_dir).strip()), "output_dir", "must name a directory (the run directory)")
+    name = str(c.model_name)
+    if name:
+        p = Path(name).expanduser()
+        local = p.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1
+        if local:
+            need(
+                p.is_dir() and (p / "config.json").exists(),
+                "model_name",
+                f"{name!r} is not a Hugging Face model directory (no config.json there); pass a "
+                "directory with config.json + *.safetensors, a hub name like 'Qwen/Qwen2.5-Coder-7B', "
+                "or '' for the tiny default",
+            )
+    need(
+        c.model.tiny_family in FAMILIES,
+        "model.tiny_family",
+        f"{c.model.tiny_family!r} is not one of {sorted(FAMILIES)}",
+    )
+    for key in ("param_dtype", "dtype"):
+        need(
+            c.model[key] in SUPPORTED_DTYPES,
+            f"model.{key}",
+            f"{c.model[key]!r} is not one of {SUPPORTED_DTYPES}",
+        )
+    attention = c.model.get("attention", "einsum")
+    need(
+        attention in ATTENTION_IMPLS,
+        "model.attention",
+        f"{attention!r} is not one of {ATTENTION_IMPLS}",
+    )
+    if attention == "cudnn":
+        need(
+            c.model.dtype in ("bfloat16", "float16"),
+            "model.attention",
+            "cudnn flash attention computes in bfloat16/float16: also pass "
+            "--config.model.dtype=bfloat16 (or use attention=xla)",
+        )
+        if backend is not None and backend != "gpu":
+            need(
+                False,
+                "model.attention",
+                f"cudnn needs a CUDA GPU, this run's backend is {backend!r}; use "
+                "--config.model.attention=einsum (or xla)",
+            )
+
+    sizes = _mesh_sizes(c, num_devices)
+    if isinstance(sizes, str):
+        errors.append(f"--config.{sizes}")
+        batch_div = 1
+    else:
+        batch_div = sizes["data"] * sizes["fsdp"]
+
+    s = c.sampling
+    need(s.temperature >= 0, "sampling.temperature", "must be >= 0 (0 = greedy)")
+    need(0 < s.top_p <= 1, "sampling.top_p", "must be in (0, 1]")
+    need(s.top_k >= 0, "sampling.top_k", "must be >= 0 (0 = off)")
+    need(s.max_prompt_len > 0, "sampling.max_prompt_len", "must be > 0")
+    need(s.max_new_tokens > 0, "sampling.max_new_tokens", "must be > 0")
+    need(
+        s.batch_size > 0 and s.batch_size % batch_div == 0,
+        "sampling.batch_size",
+        f"{s.batch_size} must be a positive multiple of mesh data x fsdp = {batch_div}",
+    )
+
+    e = c.executor
+    need(e.workers >= 1, "executor.workers", "must be >= 1")
+    need(
+        e.get("max_in_flight", 4) >= 1,
+        "executor.max_in_flight",
+        "must be >= 1 (programs one zygote runs at once)",
+    )
+    need(e.timeout_s > 0, "executor.timeout_s", "must be > 0 seconds")
+    need(e.memory_mb >= 64, "executor.memory_mb", "must be >= 64 (Python itself needs ~20 MB)")
+
+    a = c.azr
+    bad = [t for t in a.task_types if t not in TASK_TYPES]
+    need(
+        bool(a.task_types) and not bad,
+        "azr.task_types",
+        f"{tuple(a.task_types)!r}: use a non-empty subset of {TASK_TYPES}",
+    )
+    need(a.batch_size >= 1, "azr.batch_size", "must be >= 1")
+    need(a.n_rollouts >= 1, "azr.n_rollouts", "must be >= 1")
+    need(a.num_references >= 0, "azr.num_references", "must be >= 0")
+    need(
+        a.num_inputs >= 2 and a.num_inputs % 2 == 0,
+        "azr.num_inputs",
+        "must be an even number >= 2 (half shown, half hidden)",
+    )
+    need(a.buffer_capacity >= 1, "azr.buffer_capacity", "must be >= 1")
+    need(a.seed_buffer_size >= 0, "azr.seed_buffer_size", "must be >= 0")
+    need(
+        -1 <= a.extreme_reward <= 1,
+        "azr.extreme_reward",
+        "must be in [-1, 1] (paper 0, authors' code -0.5)",
+    )
+
+    r = c.rl
+    need(r.learning_rate >= 0, "rl.learning_rate", "must be >= 0")
+    need(r.schedule in SCHEDULES, "rl.schedule", f"{r.schedule!r} is not one of {SCHEDULES}")
+    need(
+        r.aggregation in AGGREGATIONS,
+        "rl.aggregation",
+        f"{r.aggregation!r} is not one of {AGGREGATIONS}",
+    )
+    need(r.clip_eps > 0, "rl.clip_eps", "must be > 0")
+    need(r.clip_norm > 0, "rl.clip_norm", "must be > 0")
+    need(r.kl_coef >= 0 and r.entropy_coef >= 0, "rl.kl_coef / rl.entropy_coef", "must be >= 0")
+    rows = 2 * len(a.task_types) * a.batch_size
+    need(
+        rows % batch_div == 0,
+        "azr.batch_size",
+        f"the update batch of 2 roles x {len(a.task_types)} task types x {a.batch_size} = {rows} rows "
+        f"must divide over mesh data x fsdp = {batch_div}; change azr.batch_size or the mesh",
+    )
+    mb = r.micro_batch_size
+    need(
+        mb == 0 or (mb > 0 and rows % mb == 0 and mb % batch_div == 0),
+        "rl.micro_batch_size",
+        f"{mb} must be 0 (whole batch) or divide the {rows}-row update batch and be a multiple of {batch_div}",
+    )
+
+    k = c.checkpoint
+    need(k.interval_steps >= 1, "checkpoint.interval_steps", "must be >= 1")
+    need(k.max_to_keep >= 1, "checkpoint.max_to_keep", "must be >= 1")
+    v = c.eval
+    need(v.every_steps >= 0, "eval.every_steps", "must be >= 0 (0 = never)")
+    if v.every_steps > 0:
+        need(
+            Path(v.cruxeval_path).exists(),
+            "eval.cruxeval_path",
+            f"{v.cruxeval_path!r} does not exist",
+        )
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))

@@ -1,0 +1,472 @@
+"""The AZR trainer: set up a run from its config, resume it, and loop over self-play steps.
+
+`train_and_evaluate(config)` is what `scripts/train.py` calls. The run directory
+(`config.output_dir`) is the run: config snapshot, metrics.jsonl, TensorBoard events, samples,
+plots and Orbax checkpoints. Rerunning the same command resumes from the latest complete
+checkpoint and continues exactly as an uninterrupted run would (sampling keys are derived from
+(seed, step), buffers carry their RNG state, the executor's hash seeds come from the seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from azr_jax.executor.pool import ExecutorPool
+from azr_jax.executor.program import DEFAULT_BANNED
+from azr_jax.model import hf_io
+from azr_jax.model import transformer as model_lib
+from azr_jax.parallel import distributed as dist
+from azr_jax.parallel import sharding as shd
+from azr_jax.run.checkpointing import Checkpointer
+from azr_jax.run.records import Progress, RunLogger, write_config
+from azr_jax.sampling.generate import Generator
+from azr_jax.sampling.sampler import Sampler
+from azr_jax.sampling.settings import settings_from_model_dir
+from azr_jax.selfplay import step as selfplay
+from azr_jax.selfplay.buffers import TaskBuffer, initial_buffers
+from azr_jax.selfplay.tasks import GROUPS, TaskType, group_name
+from azr_jax.update.pg_loss import PGBatch, PGLossConfig
+from azr_jax.update.train_step import (
+    TrainHparams,
+    TrainState,
+    init_train_state,
+    jit_init_state,
+    jit_train_step,
+    state_shardings,
+)
+
+log = logging.getLogger(__name__)
+PHASES = {"propose": 0, "solve": 1, "estimate": 2, "eval": 3}
+
+
+# ----------------------------------------------------------------------------- the policy
+class JaxPolicy(selfplay.Policy):
+    """Text in, episodes out: chunks prompts into fixed-size sampler calls with (seed, step) keys."""
+
+    def __init__(self, generator: Generator, settings, batch_size: int, seed: int):
+        self.generator, self.settings, self.batch_size, self.seed = (
+            generator,
+            settings,
+            batch_size,
+            seed,
+        )
+        self.params: dict | None = None
+        self.step = 0
+
+    def generate(self, texts, n, phase):
+        out = []
+        base = jax.random.fold_in(
+            jax.random.fold_in(jax.random.key(self.seed), self.step), PHASES[phase]
+        )
+        settings = self.settings.replace(n=n)
+        for c, start in enumerate(range(0, len(texts), self.batch_size)):
+            chunk = list(texts[start : start + self.batch_size])
+            g = self.generator.generate(self.params, chunk, jax.random.fold_in(base, c), settings)
+            for b in range(len(chunk)):
+                p = g.prompt_tokens[b, g.prompt_tokens.shape[1] - g.prompt_lengths[b] :]
+                rows = []
+                for j in range(n):
+                    r = b * n + j
+                    k = int(g.lengths[r])
+                    rows.append((p, g.tokens[r, :k], g.logprobs[r, :k], g.texts[r]))
+                out.append(rows)
+        return out
+
+
+# ----------------------------------------------------------------------------- the update batch
+def _bucket(n: int, smallest: int = 16) -> int:
+    size = smallest
+    while size < n:
+        size *= 2
+    return size
+
+
+def make_batch(
+    episodes: list[selfplay.Episode], adv: np.ndarray, pad_id: int
+) -> tuple[PGBatch, int]:
+    """Rows of [left-padded prompt | right-padded response], lengths bucketed to powers of two.
+
+    Returns the batch (numpy leaves) and the number of response tokens.
+    """
+    p = _bucket(max(len(e.prompt_ids) for e in episodes))
+    r = _bucket(max(max(len(e.response_ids) for e in episodes), 1))
+    n = len(episodes)
+    tokens = np.full((n, p + r), pad_id, np.int32)
+    attn = np.zeros((n, p + r), bool)
+    loss = np.zeros((n, p + r), bool)
+    old = np.zeros((n, p + r), np.float32)
+    for i, e in enumerate(episodes):
+        lp, lr = len(e.prompt_ids), len(e.response_ids)
+        tokens[i, p - lp : p] = e.prompt_ids
+        tokens[i, p : p + lr] = e.response_ids
+        attn[i, p - lp : p + lr] = True
+        loss[i, p : p + lr] = True
+        old[i, p : p + lr] = e.logprobs
+    batch = PGBatch(
+        tokens=tokens,
+        attn_mask=attn,
+        loss_mask=loss,
+        advantages=adv.astype(np.float32),
+        old_logprobs=old,
+        group_ids=np.array([e.group for e in episodes], np.int32),
+        rewards=np.array([e.reward for e in episodes], np.float32),
+        response_start=p,
+    )
+    return batch, int(loss.sum())
+
+
+# ----------------------------------------------------------------------------- setup
+@dataclasses.dataclass
+class Run:
+    """Everything a step needs, built once by `setup`."""
+
+    config: Any
+    workdir: Path
+    model_dir: Path
+    mesh: jax.sharding.Mesh
+    cfg: Any
+    state: TrainState
+    step_fn: Any
+    policy: JaxPolicy
+    pool: ExecutorPool
+    buffers: dict[TaskType, TaskBuffer]
+    settings: selfplay.SelfPlaySettings
+    checkpointer: Checkpointer
+    abstract_state: Any
+    start_step: int
+    pad_id: int
+
+
+def base_model_dir(config) -> Path:
+    """The model to start from: `model_name`, or the tiny default built on first use."""
+    if config.model_name:
+        return hf_io.resolve_model_dir(config.model_name)
+    from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
+
+    out = Path(config.output_dir) / "base_model"
+    if dist.is_writer():
+        make_tiny_checkpoint(config.model.tiny_family, out, seed=config.seed)
+    dist.sync("tiny_model")
+    return out
+
+
+def hparams_from(config) -> TrainHparams:
+    r = config.rl
+    rows = 2 * len(config.azr.task_types) * config.azr.batch_size
+    return TrainHparams(
+        loss=PGLossConfig(
+            clip_eps=r.clip_eps,
+            entropy_coef=r.entropy_coef,
+            kl_coef=r.kl_coef,
+            agg_mode=r.aggregation,
+            temperature=config.sampling.temperature or 1.0,
+        ),
+        lr=r.learning_rate,
+        schedule=r.schedule,
+        warmup_steps=r.warmup_steps,
+        total_steps=config.num_steps,
+        weight_decay=r.weight_decay,
+        clip_norm=r.clip_norm,
+        micro_batches=rows // r.micro_batch_size if r.micro_batch_size else 1,
+        remat=config.model.remat,
+    )
+
+
+def abstract_train_state(cfg, hp: TrainHparams, mesh) -> TrainState:
+    """ShapeDtypeStructs with shardings of the train state: what a checkpoint restores into."""
+    return jax.tree_util.tree_map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+        jax.eval_shape(lambda p: init_train_state(p, hp), model_lib.abstract_params(cfg)),
+        state_shardings(cfg, hp, mesh),
+    )
+
+
+def make_generator(cfg, mesh, model_dir: Path, config) -> tuple[Generator, Any]:
+    """The text sampler of a run and its rollout settings (the checkpoint's special tokens, the
+    config's temperature / top-p / top-k, answers stopping at `</answer>`)."""
+    s = config.sampling
+    settings = settings_from_model_dir(
+        model_dir,
+        max_new_tokens=s.max_new_tokens,
+        greedy=s.temperature == 0,
+        temperature=s.temperature or 1.0,
+        top_p=s.top_p,
+        top_k=s.top_k,
+        stop_strings=(selfplay.ANSWER_STOP,),
+    )
+    longest = max(s.max_new_tokens, config.eval.max_new_tokens)  # rollouts or evaluation
+    sampler = Sampler(cfg, mesh, max_cache_length=_bucket(s.max_prompt_len) + longest)
+    return Generator(sampler, hf_io.load_tokenizer(model_dir)), settings
+
+
+def setup(config) -> Run:
+    workdir = Path(config.output_dir)
+    if dist.is_writer():
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_config(workdir, json.loads(config.to_json_best_effort()))
+    mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+    model_dir = base_model_dir(config)
+    cfg = hf_io.load_config(
+        model_dir,
+        param_dtype=config.model.param_dtype,
+        dtype=config.model.dtype,
+        attention=config.model.attention,
+    )
+    shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
+    hp = hparams_from(config)
+    step_fn = jit_train_step(cfg, hp, mesh)
+    abstract_state = abstract_train_state(cfg, hp, mesh)
+    checkpointer = Checkpointer(
+        workdir / "checkpoints",
+        save_interval_steps=config.checkpoint.interval_steps,
+        max_to_keep=config.checkpoint.max_to_keep,
+        async_save=config.checkpoint.async_save,
+    )
+    latest = checkpointer.latest_step()
+    buffers = initial_buffers(config.azr.buffer_capacity, config.seed)
+    if latest is None:
+        params = hf_io.load_params(model_dir, cfg, mesh)
+        state = jit_init_state(cfg, hp, mesh)(params)
+        start = 0
+    else:
+        state, host = checkpointer.restore(latest, abstract_state)
+        buffers = {TaskType(k): TaskBuffer.from_state(v) for k, v in host["buffers"].items()}
+        start = latest
+        log.info("resumed %s from step %d", workdir, latest)
+    generator, sampling = make_generator(cfg, mesh, model_dir, config)
+    policy = JaxPolicy(generator, sampling, config.sampling.batch_size, config.seed)
+    e = config.executor
+    banned = tuple(e.banned_modules) or DEFAULT_BANNED
+    pool = ExecutorPool(
+        workers=max(2, e.workers),
+        timeout_s=e.timeout_s,
+        memory_mb=e.memory_mb,
+        banned_modules=banned,
+        hash_seeds=[1000 + 7919 * i + config.seed for i in range(max(2, e.workers))],
+        max_in_flight=e.get("max_in_flight", 4),
+    )
+    a = config.azr
+    settings = selfplay.SelfPlaySettings(
+        task_types=tuple(TaskType(t) for t in a.task_types),
+        batch_size=a.batch_size,
+        n_rollouts=a.n_rollouts,
+        num_references=a.num_references,
+        num_inputs=a.num_inputs,
+        max_recent=a.max_recent,
+        extreme_reward=a.extreme_reward,
+        token_weighted=a.token_weighted_advantages,
+        banned_modules=banned,
+    )
+    return Run(
+        config,
+        workdir,
+        model_dir,
+        mesh,
+        cfg,
+        state,
+        step_fn,
+        policy,
+        pool,
+        buffers,
+        settings,
+        checkpointer,
+        abstract_state,
+        start,
+        sampling.pad_id,
+    )
+
+
+# ----------------------------------------------------------------------------- the loop
+def update(run: Run, episodes, adv) -> dict[str, float]:
+    batch, n_tokens = make_batch(episodes, adv, run.pad_id)
+    # Every host holds the whole (identical) batch; each feeds only its own rows.
+    rows = dist.process_rows(run.mesh, len(episodes))
+    local = jax.tree_util.tree_map(lambda x: x[rows], batch)
+    batch = dist.global_batch(local, run.mesh, len(episodes))
+    rng = jax.random.fold_in(jax.random.key(run.config.seed + 1), int(run.state.step))
+    run.state, m = run.step_fn(run.state, batch, rng)
+    m = dist.fetch(m)
+    out = {}
+    for k, v in m.items():
+        v = np.asarray(v)
+        if v.ndim == 0:
+            out[f"policy/{k}"] = float(v)
+        elif k.startswith("group_") and v.shape == (len(GROUPS),):
+            for gid in range(len(GROUPS)):
+                out[f"{group_name(gid)}/{k[len('group_') :]}_update"] = float(v[gid])
+    out["policy/response_tokens"] = n_tokens
+    return out
+
+
+def train_step_once(run: Run, step: int, host: ThreadPoolExecutor) -> dict[str, Any]:
+    """One full AZR step: self-play phases, TRR++ advantages, the update, buffer growth."""
+    t0 = time.perf_counter()
+    run.policy.params, run.policy.step = run.state.params, step
+    share = selfplay.HostShare(mine=dist.my_share, gather=dist.gather_shares)
+    result = selfplay.run_step(run.settings, run.policy, run.pool, run.buffers, step, host, share)
+    adv = selfplay.advantages(run.settings, result.episodes)
+    t1 = time.perf_counter()
+    metrics = update(run, result.episodes, adv)
+    metrics["time/update_s"] = time.perf_counter() - t1
+    for t, tasks in result.new_tasks.items():
+        run.buffers[t].extend(tasks, step)
+        metrics[f"buffer/{t.value}"] = len(run.buffers[t].tasks)
+    metrics.update(result.metrics)
+    metrics["time/step_s"] = time.perf_counter() - t0
+    metrics["time/device_wait_frac"] = metrics["time/device_wait_s"] / metrics["time/step_s"]
+    return {"metrics": metrics, "episodes": result.episodes}
+
+
+def _samples(episodes) -> list[dict]:
+    return [
+        {
+            "group": group_name(e.group),
+            "prompt": e.prompt,
+            "response": e.response,
+            "reward": e.reward,
+            "verdict": e.verdict,
+        }
+        for e in episodes
+    ]
+
+
+def host_state(run: Run, step: int) -> dict:
+    return {"step": step, "buffers": {t.value: b.to_state() for t, b in run.buffers.items()}}
+
+
+PLOTS = {
+    "reward": [f"{group_name(g)}/reward" for g in range(len(GROUPS))],
+    "accuracy": [f"{group_name(g)}/accuracy" for g in range(len(GROUPS)) if g % 2 == 1],
+    "valid_rate": [f"{group_name(g)}/valid_rate" for g in range(len(GROUPS)) if g % 2 == 0],
+}
+
+
+def periodic_eval(run: Run, config) -> dict[str, float]:
+    """Greedy CRUXEval-O/I (and HumanEval if asked) with the current policy, as `eval/*` metrics."""
+    from azr_jax.evals import evaluation
+
+    pool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))
+    try:
+        t = time.perf_counter()
+        summary, _ = run_evaluation(
+            run.policy.generator, run.state.params, run.policy.settings, config, pool
+        )
+    finally:
+        pool.close()
+    out = {f"eval/{k}": float(v) for k, v in summary.items()}
+    out["time/eval_s"] = time.perf_counter() - t
+    return out
+
+
+def train_and_evaluate(config) -> dict[str, Any]:
+    """Runs (or resumes) `config.num_steps` AZR steps in `config.output_dir`; returns the last metrics."""
+    run = setup(config)
+    logger = RunLogger(
+        run.workdir,
+        is_writer=dist.is_writer(),
+        resume_step=run.start_step if run.start_step else None,
+    )
+    progress = Progress(config.num_steps, run.start_step, enabled=dist.is_writer())
+    last: dict[str, Any] = {}
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="azr-host") as host:
+            for step in range(run.start_step, config.num_steps):
+                out = train_step_once(run, step, host)
+                done = step + 1
+                last = {"step": done, **out["metrics"]}
+                if config.eval.every_steps and done % config.eval.every_steps == 0:
+                    last.update(periodic_eval(run, config))
+                logger.log(done, last)
+                logger.log_samples(done, _samples(out["episodes"]))
+                run.checkpointer.save(
+                    done, run.state, host_state(run, done), force=done == config.num_steps
+                )
+                progress.update(
+                    done,
+                    {
+                        k: round(v, 3)
+                        for k, v in last.items()
+                        if k.endswith("/reward") and isinstance(v, float)
+                    },
+                )
+        logger.plot(PLOTS)
+    finally:
+        progress.close()
+        run.checkpointer.wait()
+        run.checkpointer.close()
+        run.pool.close()
+        logger.close()
+    return last
+
+
+# ----------------------------------------------------------------------------- evaluation & export
+def load_policy(config, step: int | None = None, model_dir: str | None = None):
+    """(cfg, params, mesh, base model dir, step) of a run's checkpoint, or of a plain HF directory.
+
+    With `model_dir`, the Hugging Face directory is loaded as is (the base model, for before/after
+    comparisons). Otherwise the run in `config.output_dir` is restored: `step`, or the latest.
+    """
+    mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+    kw = dict(
+        param_dtype=config.model.param_dtype,
+        dtype=config.model.dtype,
+        attention=config.model.attention,
+    )
+    if model_dir:
+        cfg, params = hf_io.load_hf(model_dir, mesh, **kw)
+        return cfg, params, mesh, hf_io.resolve_model_dir(model_dir), None
+    workdir = Path(config.output_dir)
+    ckpt_dir = workdir / "checkpoints"
+    base = Path(config.model_name) if config.model_name else workdir / "base_model"
+    if not ckpt_dir.exists() or not (base / "config.json").exists():
+        raise FileNotFoundError(
+            f"{workdir} holds no run (no checkpoints/ or base model); pass the run's "
+            "--config.output_dir, or evaluate a Hugging Face directory with --model_dir"
+        )
+    cfg = hf_io.load_config(base, **kw)
+    abstract = abstract_train_state(cfg, hparams_from(config), mesh)
+    with Checkpointer(ckpt_dir, save_interval_steps=1, max_to_keep=None, async_save=False) as ck:
+        step = ck.latest_step() if step is None or step < 0 else step
+        if step is None:
+            raise FileNotFoundError(f"{ckpt_dir} holds no complete checkpoint yet")
+        state, _ = ck.restore(step, abstract)
+    return cfg, state.params, mesh, hf_io.resolve_model_dir(str(base)), step
+
+
+def greedy_fn(generator: Generator, params, settings, batch_size: int):
+    """A `generate_fn` for evaluation: greedy, one response per prompt, in order."""
+    greedy = settings.replace(greedy=True, n=1)
+
+    def generate(texts):
+        out = []
+        for start in range(0, len(texts), batch_size):
+            g = generator.generate(
+                params, list(texts[start : start + batch_size]), jax.random.key(0), greedy
+            )
+            out += g.texts
+        return out
+
+    return generate
+
+
+def run_evaluation(generator, params, settings, config, pool) -> tuple[dict, list[dict]]:
+    """CRUXEval-O/I (and HumanEval if asked) with the given params, greedy."""
+    from azr_jax.evals import evaluation
+
+    records = evaluation.load_cruxeval(config.eval.cruxeval_path, config.eval.max_records)
+    settings = settings.replace(max_new_tokens=config.eval.max_new_tokens)
+    return evaluation.evaluate(
+        greedy_fn(generator, params, settings, config.sampling.batch_size),
+        pool,
+        cruxeval_records=records,
+        humaneval=config.eval.humaneval,
+    )

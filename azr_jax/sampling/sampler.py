@@ -1,0 +1,387 @@
+"""The sampler: prefill once per prompt, then decode in one `lax.while_loop` over a KV cache.
+
+Shapes: B prompts, P prompt bucket length (prompts LEFT-padded to it), n samples per prompt,
+R = B * n output rows (prompt-major: row b * n + j is sample j of prompt b), N = max_new_tokens,
+S = P + N cache slots, V vocabulary, Q stop-automaton states.
+
+Cache layout: slots [0, P) hold the left-padded prompt (pad slots masked out by `kv_mask`);
+generated token i sits in slot P + i at position `prompt_length + i`. The prompt is prefilled
+once for B rows, then its cache rows are repeated n times. Every row stops after an EOS id or
+after the token that completes a stop string (see `stop_strings.py`); the loop ends when all
+rows have stopped or N tokens are out. Rows with prompt length 0 are inactive (bucket padding).
+
+`sample` is the pure function (jittable as a whole); `Sampler` jits `prefill` and `decode`
+separately, once per shape key, with in/out shardings and the decode state donated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from azr_jax.model import transformer as model_lib
+from azr_jax.model.config import ModelConfig
+from azr_jax.parallel import sharding as shd
+from azr_jax.sampling.settings import SamplingSettings
+
+
+class SampleOutput(NamedTuple):
+    tokens: jax.Array  # [R, N] int32 generated ids; settings.pad_id after a row stops
+    logprobs: jax.Array  # [R, N] float32 log-softmax(logits / temperature)[token]; 0 after stop
+    lengths: jax.Array  # [R] int32 tokens generated per row (the EOS / stop token included)
+
+
+class DecodeState(NamedTuple):
+    step: jax.Array  # [] int32 tokens generated so far: the next one goes to column `step`
+    tokens: jax.Array  # [R, N] int32
+    logprobs: jax.Array  # [R, N] float32
+    lengths: jax.Array  # [R] int32
+    done: jax.Array  # [R] bool: the row has stopped (or is inactive)
+    stop_state: jax.Array  # [R] int32 stop-string automaton state
+    prompt_lengths: jax.Array  # [R] int32 real prompt tokens (token i has this + i as position)
+    kv_mask: jax.Array  # [R, S] bool: real prompt slots and all generated slots
+    rng: jax.Array  # [] PRNG key (folded with `step` for each token)
+    cache: model_lib.Cache  # per layer {"k", "v"}: [R, K, S, H]
+
+
+def state_axes(num_layers: int) -> DecodeState:
+    """Logical axes of every DecodeState field (for `sharding.tree_shardings`)."""
+    row, row2 = ("batch",), ("batch", None)
+    layer = {"k": model_lib.CACHE_AXES, "v": model_lib.CACHE_AXES}
+    return DecodeState((), row2, row2, row, row, row, row, row2, (), [layer] * num_layers)
+
+
+# ----------------------------------------------------------------------------- one token
+def _truncate(scaled: jax.Array, top_k: int, top_p: float) -> jax.Array:
+    """Logits [R, V] with tokens outside the top-k / top-p set at -inf (ties at the cut stay)."""
+    top_k = min(top_k, scaled.shape[-1])
+    if top_k:
+        top = jax.lax.top_k(scaled, top_k)[0]  # [R, k] descending
+        scaled = jnp.where(scaled < top[:, -1:], -jnp.inf, scaled)
+    if top_p < 1.0:
+        top = top if top_k else -jnp.sort(-scaled, axis=-1)  # [R, k or V] descending
+        probs = jax.nn.softmax(top, axis=-1)
+        before = jnp.cumsum(probs, axis=-1) - probs  # mass strictly above each token
+        keep = jnp.sum(before < top_p, axis=-1, keepdims=True)  # [R, 1] >= 1
+        cut = jnp.take_along_axis(top, keep - 1, axis=-1)
+        scaled = jnp.where(scaled < cut, -jnp.inf, scaled)
+    return scaled
+
+
+def _argmax(x: jax.Array) -> jax.Array:
+    """argmax over the last axis as two plain reductions (first index of the max): XLA's CPU
+    variadic (value, index) reduction is several times slower at [R, V]."""
+    iota = jax.lax.broadcasted_iota(jnp.int32, x.shape, x.ndim - 1)
+    hit = x == jnp.max(x, axis=-1, keepdims=True)
+    return jnp.min(jnp.where(hit, iota, x.shape[-1]), axis=-1)
+
+
+def sample_token(
+    logits: jax.Array, key: jax.Array, settings: SamplingSettings
+) -> tuple[jax.Array, jax.Array]:
+    """One token per row from float32 logits [R, V]: (token [R] int32, its log-prob [R])."""
+    if settings.greedy:
+        token = _argmax(logits)
+        logp = jax.nn.log_softmax(logits, axis=-1)
+    else:
+        scaled = logits / settings.temperature
+        logp = jax.nn.log_softmax(scaled, axis=-1)
+        truncated = _truncate(scaled, settings.top_k, settings.top_p)
+        # Gumbel-max, as jax.random.categorical does, with the faster argmax.
+        token = _argmax(truncated + jax.random.gumbel(key, truncated.shape, jnp.float32))
+    return token, jnp.take_along_axis(logp, token[:, None], axis=-1)[:, 0]
+
+
+def _emit(
+    state: DecodeState,
+    logits: jax.Array,  # [R, V] float32: the next-token logits of every row
+    settings: SamplingSettings,
+    stop_table: jax.Array | None,  # [Q, V] int32
+) -> DecodeState:
+    """Samples column `state.step` and updates the stop bookkeeping."""
+    token, logp = sample_token(logits, jax.random.fold_in(state.rng, state.step), settings)
+    live = ~state.done
+    token = jnp.where(live, token, settings.pad_id)
+    logp = jnp.where(live, logp, 0.0)
+    zero = jnp.zeros((), jnp.int32)
+    tokens = jax.lax.dynamic_update_slice(state.tokens, token[:, None], (zero, state.step))
+    logprobs = jax.lax.dynamic_update_slice(state.logprobs, logp[:, None], (zero, state.step))
+    stopped = jnp.zeros_like(live)
+    if settings.eos_ids:
+        stopped = jnp.isin(token, jnp.asarray(settings.eos_ids, jnp.int32))
+    stop_state = state.stop_state
+    if stop_table is not None:
+        stop_state = stop_table[stop_state, token]
+        stopped = stopped | (stop_state == stop_table.shape[0] - 1)
+    return state._replace(
+        step=state.step + 1,
+        tokens=tokens,
+        logprobs=logprobs,
+        lengths=state.lengths + live.astype(jnp.int32),
+        done=state.done | stopped,
+        stop_state=stop_state,
+    )
+
+
+# ----------------------------------------------------------------------------- prefill / decode
+def prefill(
+    params: dict,
+    cfg: ModelConfig,
+    prompt_tokens: jax.Array,  # [B, P] int32, left-padded
+    prompt_lengths: jax.Array,  # [B] int32 real tokens per row (0: an inactive row)
+    rng: jax.Array,  # PRNG key
+    settings: SamplingSettings,
+    stop_table: jax.Array | None = None,  # [Q, V] int32
+) -> DecodeState:
+    """Runs the prompts once, replicates each row n times and samples the first token."""
+    b, p = prompt_tokens.shape
+    n, new = settings.n, settings.max_new_tokens
+    prompt_mask = jnp.arange(p)[None, :] >= (p - prompt_lengths)[:, None]  # [B, P]
+    positions = model_lib.positions_from_mask(prompt_mask)  # [B, P]
+    kv_mask = jnp.concatenate([prompt_mask, jnp.ones((b, new), bool)], axis=1)  # [B, S]
+    cache = model_lib.init_cache(cfg, b, p + new)
+    h, cache = model_lib.hidden_states(
+        params,
+        cfg,
+        prompt_tokens,
+        positions,
+        kv_mask,
+        cache,
+        0,  # static: a prefill
+    )
+    logits = model_lib.unembed(params, cfg, h[:, -1:])[:, 0]  # [B, V]: left padding
+    rep = functools.partial(jnp.repeat, repeats=n, axis=0, total_repeat_length=b * n)
+    r = b * n
+    state = DecodeState(
+        step=jnp.zeros((), jnp.int32),
+        tokens=jnp.full((r, new), settings.pad_id, jnp.int32),
+        logprobs=jnp.zeros((r, new), jnp.float32),
+        lengths=jnp.zeros((r,), jnp.int32),
+        done=rep(prompt_lengths) == 0,
+        stop_state=jnp.zeros((r,), jnp.int32),
+        prompt_lengths=rep(prompt_lengths).astype(jnp.int32),
+        kv_mask=rep(kv_mask),
+        rng=rng,
+        cache=jax.tree_util.tree_map(rep, cache),
+    )
+    return _emit(state, rep(logits), settings, stop_table)
+
+
+def _head(params: dict, cfg: ModelConfig) -> jax.Array:
+    """The LM head as [D, V], transposed once per decode call when tied to the embedding: XLA's
+    CPU dot reads a [V, D] right-hand side about twice as slowly in the decode matvec."""
+    if cfg.tie_word_embeddings:
+        return shd.constrain(params["embed"].T, (None, "act_vocab"))
+    return params["lm_head"]
+
+
+def decode(
+    params: dict,
+    cfg: ModelConfig,
+    state: DecodeState,
+    settings: SamplingSettings,
+    stop_table: jax.Array | None = None,  # [Q, V] int32
+) -> DecodeState:
+    """Feeds the last token and samples the next until every row is done or N are out."""
+    p = state.kv_mask.shape[1] - settings.max_new_tokens
+    head = _head(params, cfg)
+
+    def cond(s: DecodeState) -> jax.Array:
+        return (s.step < settings.max_new_tokens) & ~jnp.all(s.done)
+
+    def body(s: DecodeState) -> DecodeState:
+        last = jax.lax.dynamic_index_in_dim(s.tokens, s.step - 1, axis=1)  # [R, 1]
+        positions = (s.prompt_lengths + s.step - 1)[:, None]  # [R, 1]
+        h, cache = model_lib.hidden_states(
+            params, cfg, last, positions, s.kv_mask, s.cache, p + s.step - 1
+        )
+        logits = jnp.einsum(
+            "BD,DV->BV", h[:, 0], head.astype(h.dtype), preferred_element_type=jnp.float32
+        )
+        logits = shd.constrain(logits, ("batch", "act_vocab"))
+        cache = [{k: shd.constrain(v, model_lib.CACHE_AXES) for k, v in c.items()} for c in cache]
+        return _emit(s._replace(cache=cache), logits, settings, stop_table)
+
+    return jax.lax.while_loop(cond, body, state)
+
+
+def sample(
+    params: dict,
+    cfg: ModelConfig,
+    prompt_tokens: jax.Array,  # [B, P] int32, left-padded
+    prompt_lengths: jax.Array,  # [B] int32
+    rng: jax.Array,
+    settings: SamplingSettings,
+    stop_table: jax.Array | None = None,  # [Q, V] int32 (needed iff settings.stop_strings)
+) -> SampleOutput:
+    """The pure sampler: generated tokens, their log-probs and lengths ([R, N], [R, N], [R])."""
+    state = decode(
+        params,
+        cfg,
+        prefill(params, cfg, prompt_tokens, prompt_lengths, rng, settings, stop_table),
+        settings,
+        stop_table,
+    )
+    return SampleOutput(state.tokens, state.logprobs, state.lengths)
+
+
+# ----------------------------------------------------------------------------- compiled, sharded
+class Sampler:
+    """`sample` jitted once per (settings, B, P, Q) with shardings and a donated decode state.
+
+    Args:
+      cfg: the model config.
+      mesh: a (data, fsdp, tensor) mesh, or None for one device without shardings.
+      rules: parameter sharding rules for sampling (default `sharding.sampling_rules`).
+      max_cache_length: the most slots (prompt bucket + new tokens) a request may need.
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        mesh: jax.sharding.Mesh | None = None,
+        rules: Mapping[str, Any] | None = None,
+        max_cache_length: int | None = None,
+    ):
+        self.cfg, self.mesh = cfg, mesh
+        self.max_cache_length = max_cache_length or cfg.max_position_embeddings
+        param_bytes = cfg.num_params * np.dtype(jnp.dtype(cfg.param_dtype)).itemsize
+        self.rules = rules if rules is not None else shd.sampling_rules(mesh, param_bytes)
+        self.compile_seconds = 0.0  # total time spent compiling, for benchmarks
+        self._compiled: dict[tuple, tuple[Any, Any]] = {}
+        self.param_shardings = None
+        self._reshard = None
+        if mesh is not None:
+            shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
+            self.param_shardings = shd.tree_shardings(
+                model_lib.abstract_params(cfg), model_lib.param_axes(cfg), mesh, self.rules
+            )
+
+    def place_params(self, params: dict) -> dict:
+        """Params on the sampling shardings (a no-op when they already are)."""
+        if self.mesh is None:
+            return params
+        if self._reshard is None:  # a jitted identity reshards global arrays on every host
+            self._reshard = jax.jit(lambda p: p, out_shardings=self.param_shardings)
+        return self._reshard(params)
+
+    def check(self, batch: int, prompt_len: int, settings: SamplingSettings) -> None:
+        """Clear errors, before any device work, for requests the sampler cannot serve."""
+        need = prompt_len + settings.max_new_tokens
+        if need > self.max_cache_length:
+            raise ValueError(
+                f"prompt length {prompt_len} + max_new_tokens {settings.max_new_tokens} = {need} "
+                f"exceeds the cache length {self.max_cache_length} (model max positions "
+                f"{self.cfg.max_position_embeddings}); shorten the prompts or lower max_new_tokens"
+            )
+        if self.mesh is not None:
+            shd.check_batch(self.mesh, batch, "prompt batch")
+
+    def compile(self, params, tokens, lengths, rng, settings, stop_table=None):
+        """The (prefill, decode) executables for these argument shapes, compiled once per key.
+
+        `decode` donates its state argument. Benchmarks call these to time each phase.
+        """
+        key = (settings, tokens.shape, None if stop_table is None else stop_table.shape)
+        if key in self._compiled:
+            return self._compiled[key]
+        cfg, mesh = self.cfg, self.mesh
+
+        def pre(params, tokens, lengths, rng, table):
+            return prefill(params, cfg, tokens, lengths, rng, settings, table)
+
+        def dec(params, state, table):
+            return decode(params, cfg, state, settings, table)
+
+        abstract = jax.eval_shape(pre, params, tokens, lengths, rng, stop_table)
+        if mesh is None:
+            pre_jit = jax.jit(pre)
+            dec_jit = jax.jit(dec, donate_argnums=1)
+        else:
+            state_sh = shd.tree_shardings(abstract, state_axes(cfg.num_layers), mesh, self.rules)
+            rep = shd.replicated(mesh)
+            table_sh = None if stop_table is None else rep
+            pre_jit = jax.jit(
+                pre,
+                in_shardings=(
+                    self.param_shardings,
+                    shd.batch_sharding(mesh, 2),
+                    shd.batch_sharding(mesh, 1),
+                    rep,
+                    table_sh,
+                ),
+                out_shardings=state_sh,
+            )
+            dec_jit = jax.jit(
+                dec,
+                in_shardings=(self.param_shardings, state_sh, table_sh),
+                out_shardings=state_sh,
+                donate_argnums=1,
+            )
+        start = time.perf_counter()
+        with _mesh_context(mesh):
+            pre_exe = pre_jit.lower(params, tokens, lengths, rng, stop_table).compile()
+            dec_exe = dec_jit.lower(params, abstract, stop_table).compile()
+        self.compile_seconds += time.perf_counter() - start
+        self._compiled[key] = (pre_exe, dec_exe)
+        return pre_exe, dec_exe
+
+    def __call__(
+        self,
+        params: dict,
+        prompt_tokens: jax.Array | np.ndarray,  # [B, P] int32, left-padded
+        prompt_lengths: jax.Array | np.ndarray,  # [B] int32
+        rng: jax.Array,
+        settings: SamplingSettings,
+        stop_table: jax.Array | np.ndarray | None = None,  # [Q, V] int32
+    ) -> SampleOutput:
+        """Samples (see `sample`); the first call per shape key compiles."""
+        b, p = prompt_tokens.shape
+        self.check(b, p, settings)
+        if settings.stop_strings and stop_table is None:
+            raise ValueError(
+                "settings.stop_strings needs a stop table: pass "
+                "stop_strings.stop_table(tokenizer, settings.stop_strings, cfg.vocab_size) "
+                "(generate.Generator does this)"
+            )
+        if stop_table is not None and stop_table.shape[1] != self.cfg.vocab_size:
+            raise ValueError(
+                f"stop_table has {stop_table.shape[1]} columns; the model's vocab is "
+                f"{self.cfg.vocab_size}"
+            )
+        params = self.place_params(params)
+        tokens, lengths = self._place_batch(prompt_tokens, 2), self._place_batch(prompt_lengths, 1)
+        if stop_table is not None:
+            stop_table = self._place(jnp.asarray(stop_table, jnp.int32))
+        if not jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
+            rng = jax.random.wrap_key_data(rng)  # a raw uint32 key from jax.random.PRNGKey
+        rng = self._place(rng)
+        pre_exe, dec_exe = self.compile(params, tokens, lengths, rng, settings, stop_table)
+        state = dec_exe(params, pre_exe(params, tokens, lengths, rng, stop_table), stop_table)
+        return SampleOutput(state.tokens, state.logprobs, state.lengths)
+
+    def _place(self, x):
+        if self.mesh is None:
+            return jnp.asarray(x)
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = self._place(np.asarray(jax.random.key_data(x)))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        # From host memory, so that every process (multi-host) can place it on the global mesh.
+        return jax.device_put(np.asarray(x), shd.replicated(self.mesh))
+
+    def _place_batch(self, x, ndim: int) -> jax.Array:
+        x = jnp.asarray(x, jnp.int32) if self.mesh is None else np.asarray(x, np.int32)
+        if self.mesh is None:
+            return x
+        return jax.device_put(x, shd.batch_sharding(self.mesh, ndim))
+
+
+def _mesh_context(mesh):
+    return contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh)

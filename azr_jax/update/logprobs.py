@@ -1,0 +1,107 @@
+"""Per-token log-probabilities and entropies of given tokens, unembedded one chunk at a time.
+
+Row layout (what the sampler hands over): each row of `tokens` [B, L] is a left-padded prompt
+followed by its right-padded response, `[pad.. prompt | response ..pad]`; `attn_mask` [B, L]
+marks the real tokens. Any padding works as long as `attn_mask` is right: positions are counted
+over real tokens (`positions_from_mask`). The output is aligned with the tokens: `logprobs[:, t]`
+is log p(tokens[:, t] | tokens[:, :t]) taken from the hidden state at position t - 1, so the
+loss mask of the response tokens applies to it directly; position 0 (and every position before
+`start`) has no prediction and holds 0.
+
+The LM head is applied to `chunk` positions at a time inside `lax.map`, each chunk under
+`jax.checkpoint`, so neither the forward nor the backward pass ever holds the [B, L, V] logits
+of the whole batch: at most [B, chunk, V] float32.
+
+Legend: B batch, L row length, N predicted positions (L - start), C chunk, D hidden, V vocab.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from azr_jax.model import transformer as model_lib
+from azr_jax.model.config import ModelConfig
+from azr_jax.parallel.sharding import constrain
+
+
+def token_logprobs(
+    params: dict,
+    cfg: ModelConfig,
+    tokens: jax.Array,  # [B, L] int32
+    attn_mask: jax.Array,  # [B, L] bool/int, 1 on real tokens
+    *,
+    temperature: float = 1.0,
+    chunk: int = 512,
+    start: int = 1,
+    remat: bool = False,
+) -> tuple[jax.Array, jax.Array]:
+    """Log-probabilities and entropies of the temperature-scaled policy, both [B, L] float32.
+
+    Args:
+      params: model parameters (`model.init_params` / `hf_io.load_hf`).
+      cfg: the model's config.
+      tokens: [B, L] rows `prompt + response` (see the module docstring).
+      attn_mask: [B, L] 1 on real tokens, 0 on padding.
+      temperature: the sampling temperature; logits are divided by it before log_softmax.
+      chunk: positions unembedded at a time (the [B, chunk, V] working set).
+      start: first position whose log-prob is needed (static; e.g. the prompt width, so the
+        prompt is never unembedded). Positions before it hold 0.
+      remat: recompute each transformer block in the backward pass.
+
+    Returns:
+      (logprobs, entropy), each [B, L] float32; entries at positions < start are 0.
+    """
+    if not 1 <= start < tokens.shape[1]:
+        raise ValueError(f"start={start} must lie in [1, {tokens.shape[1]}) (row length)")
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature} must be > 0 (greedy has no log-probs)")
+    mask = attn_mask.astype(bool)
+    positions = model_lib.positions_from_mask(mask)  # [B, L]
+    h, _ = model_lib.hidden_states(params, cfg, tokens, positions, mask, remat=remat)  # [B, L, D]
+    lp, ent = chunked_logprobs(
+        params, cfg, h[:, start - 1 : -1], tokens[:, start:], temperature=temperature, chunk=chunk
+    )  # [B, N] each
+    pad = jnp.zeros((tokens.shape[0], start), jnp.float32)
+    return jnp.concatenate([pad, lp], axis=1), jnp.concatenate([pad, ent], axis=1)
+
+
+def chunked_logprobs(
+    params: dict,
+    cfg: ModelConfig,
+    h: jax.Array,  # [B, N, D] final normalised hidden states
+    targets: jax.Array,  # [B, N] int32: the token each hidden state predicts
+    *,
+    temperature: float = 1.0,
+    chunk: int = 512,
+) -> tuple[jax.Array, jax.Array]:
+    """log p(target) and the entropy at each of N positions, [B, N] float32 each."""
+    b, n, d = h.shape
+    c = max(1, min(chunk, n))
+    num = -(-n // c)
+    pad = num * c - n
+    if pad:  # the padded positions predict token 0 from a zero state; they are dropped below
+        h = jnp.pad(h, ((0, 0), (0, pad), (0, 0)))
+        targets = jnp.pad(targets, ((0, 0), (0, pad)))
+
+    @jax.checkpoint  # the backward pass recomputes this chunk's logits instead of storing them
+    def one(h_c: jax.Array, t_c: jax.Array) -> tuple[jax.Array, jax.Array]:
+        logits = model_lib.unembed(params, cfg, h_c) / temperature  # [B, C, V] float32
+        logits = constrain(logits, ("batch", "length", "act_vocab"))
+        lse = jax.nn.logsumexp(logits, axis=-1)  # [B, C]
+        # The target's logit as a masked sum: stays local when V is split over `tensor`.
+        vocab = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 2)
+        target_logit = jnp.sum(jnp.where(vocab == t_c[..., None], logits, 0.0), axis=-1)
+        probs = jnp.exp(logits - lse[..., None])  # [B, C, V]
+        entropy = lse - jnp.sum(probs * logits, axis=-1)  # [B, C]
+        return target_logit - lse, entropy
+
+    if num == 1:
+        lp, ent = one(h, targets)
+    else:
+        hs = h.reshape(b, num, c, d).swapaxes(0, 1)  # [num, B, C, D]
+        ts = targets.reshape(b, num, c).swapaxes(0, 1)  # [num, B, C]
+        lp, ent = jax.lax.map(lambda xs: one(*xs), (hs, ts))  # [num, B, C] each
+        lp = lp.swapaxes(0, 1).reshape(b, num * c)
+        ent = ent.swapaxes(0, 1).reshape(b, num * c)
+    return lp[:, :n], ent[:, :n]

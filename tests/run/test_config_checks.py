@@ -1,0 +1,115 @@
+"""Config validation: each bad value is named with its key and the fix, before any weights load."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from azr_jax.run.config_checks import ConfigError, check_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(name: str, arg: str | None = None):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config(arg)
+
+
+def test_default_config_is_valid():
+    check_config(load("default"), num_devices=1)
+
+
+@pytest.mark.parametrize(
+    "key, value, pattern",
+    [
+        ("num_steps", -1, r"--config\.num_steps"),
+        (
+            "model_name",
+            "/nonexistent/model",
+            r"--config\.model_name.*not a Hugging Face model directory",
+        ),
+        ("model.dtype", "float8", r"--config\.model\.dtype"),
+        ("sampling.top_p", 0.0, r"--config\.sampling\.top_p"),
+        (
+            "sampling.batch_size",
+            3,
+            r"--config\.sampling\.batch_size.*multiple of mesh data x fsdp = 2",
+        ),
+        ("azr.task_types", ("code_o", "code_x"), r"--config\.azr\.task_types"),
+        ("azr.num_inputs", 3, r"--config\.azr\.num_inputs"),
+        ("rl.aggregation", "sum", r"--config\.rl\.aggregation.*token-mean"),
+        ("rl.schedule", "exp", r"--config\.rl\.schedule"),
+        ("mesh.tensor", 3, r"--config\.mesh.*devices"),
+        ("executor.workers", 0, r"--config\.executor\.workers"),
+        ("model.attention", "flash", r"--config\.model\.attention.*einsum"),
+        ("executor.max_in_flight", 0, r"--config\.executor\.max_in_flight"),
+    ],
+)
+def test_bad_values_are_named(key, value, pattern):
+    c = load("default")
+    c.mesh.data, c.mesh.fsdp = 1, -1
+    c.sampling.batch_size = 4
+    c.azr.batch_size = 2
+    node, leaf = c, key.split(".")
+    for k in leaf[:-1]:
+        node = node[k]
+    node[leaf[-1]] = value
+    with pytest.raises(ConfigError, match=pattern):
+        check_config(c, num_devices=2)
+
+
+def test_cudnn_attention_needs_a_gpu_and_half_precision():
+    c = load("default")
+    c.model.attention = "cudnn"
+    with pytest.raises(ConfigError, match=r"model\.attention: cudnn needs a CUDA GPU.*'cpu'"):
+        check_config(c, num_devices=1, backend="cpu")
+    with pytest.raises(ConfigError, match=r"model\.attention: cudnn .*bfloat16") as e:
+        check_config(c, num_devices=1, backend="gpu")
+    assert "CUDA GPU" not in str(e.value)
+    c.model.dtype = "bfloat16"
+    check_config(c, num_devices=1, backend="gpu")
+
+
+def test_all_errors_are_reported_at_once():
+    c = load("default")
+    c.num_steps = -5
+    c.rl.clip_eps = 0
+    with pytest.raises(ConfigError) as e:
+        check_config(c, num_devices=1)
+    assert "num_steps" in str(e.value) and "rl.clip_eps" in str(e.value)
+
+
+def test_update_batch_must_divide_over_the_mesh():
+    c = load("default")
+    c.mesh.data, c.mesh.fsdp = 1, -1
+    c.sampling.batch_size = 4
+    c.azr.batch_size = 1  # 2 roles x 3 types x 1 = 6 rows over 4 devices
+    with pytest.raises(ConfigError, match=r"--config\.azr\.batch_size.*6 rows.*data x fsdp = 4"):
+        check_config(c, num_devices=4)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "qwen2.5-coder-3b",
+        "qwen2.5-coder-7b",
+        "qwen2.5-coder-14b",
+        "qwen2.5-7b",
+        "llama-3.1-8b",
+        "qwen3-4b-base",
+    ],
+)
+@pytest.mark.parametrize("host, devices", [("v4-8", 4), ("v5e-8", 8), ("v5p-8", 4), ("gpu-8", 8)])
+def test_paper_presets_are_valid_on_their_hosts(model, host, devices):
+    c = load("azr", f"{model},{host}")
+    c.model_name = ""  # hub names are checked at load time, not here
+    c.eval.every_steps = 0
+    check_config(c, num_devices=devices)
+    assert c.rl.learning_rate == 1e-6 and c.azr.batch_size == 64 and c.azr.n_rollouts == 8
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ValueError, match="unknown model 'gpt-9'"):
+        load("azr", "gpt-9")

@@ -1,0 +1,122 @@
+"""scripts/evaluate.py and scripts/export_hf.py on a short run of the tiny default."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers as tf
+
+from azr_jax.model import hf_io
+from azr_jax.model.parity import compare
+from azr_jax.run import trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+CRUX = Path(
+    os.environ.get(
+        "AZR_CRUXEVAL_PATH", ROOT.parent / "shared" / "data" / "cruxeval" / "cruxeval_dev.jsonl"
+    )
+)
+
+
+def _run(script: str, *args: str) -> dict:
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONPATH=str(ROOT)
+    )
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / script),
+            f"--config={ROOT / 'configs' / 'default.py'}",
+            *args,
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    last = _run(
+        "train.py",
+        f"--config.output_dir={out}",
+        "--config.num_steps=1",
+        "--config.azr.batch_size=2",
+        "--config.sampling.max_new_tokens=16",
+    )
+    assert last["step"] == 1
+    return out
+
+
+def test_evaluate_checkpoint_and_base_model(run_dir):
+    if not CRUX.exists():
+        pytest.skip(f"CRUXEval dev file not found at {CRUX} (set AZR_CRUXEVAL_PATH)")
+    common = [
+        f"--config.output_dir={run_dir}",
+        "--config.eval.max_records=12",
+        f"--config.eval.cruxeval_path={CRUX}",
+        "--config.eval.max_new_tokens=16",
+    ]
+    summary = _run("evaluate.py", *common)
+    assert summary["n"] == 12 and summary["step"] == 1
+    assert 0.0 <= summary["cruxeval_o"] <= 1.0 and 0.0 <= summary["cruxeval_i"] <= 1.0
+    rows = [
+        json.loads(x) for x in (run_dir / "eval" / "step_000001.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 24 and {r["task"] for r in rows} == {"cruxeval_o", "cruxeval_i"}
+    base = _run("evaluate.py", *common, f"--model_dir={run_dir / 'base_model'}")
+    assert base["n"] == 12 and base["step"] is None
+    assert (run_dir / "eval" / "hf_base_model.jsonl").exists()
+
+
+def test_evaluate_missing_run_is_a_clear_error(tmp_path):
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONPATH=str(ROOT)
+    )
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "evaluate.py"),
+            f"--config={ROOT / 'configs' / 'default.py'}",
+            f"--config.output_dir={tmp_path}",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode != 0 and "holds no run" in res.stderr
+
+
+def test_export_gives_the_trained_policy_with_the_same_logits(run_dir, tmp_path):
+    out = tmp_path / "export"
+    info = _run("export_hf.py", f"--config.output_dir={run_dir}", f"--out={out}")
+    assert info["step"] == 1
+    # The exported weights are the checkpoint's (trained), not the base model's.
+    spec = importlib.util.spec_from_file_location("default", ROOT / "configs" / "default.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    config = mod.get_config()
+    config.output_dir = str(run_dir)
+    config.mesh.fsdp = 1
+    config.mesh.data = -1
+    _, params, _, _, step = trainer.load_policy(config)
+    _, exported = hf_io.load_hf(out)
+    _, base = hf_io.load_hf(run_dir / "base_model")
+    np.testing.assert_array_equal(np.asarray(params["embed"]), np.asarray(exported["embed"]))
+    assert np.abs(np.asarray(exported["embed"]) - np.asarray(base["embed"])).max() > 0
+    result = compare(out)
+    assert result["max_abs_logit_diff"] <= 1e-4 and result["greedy_tokens_match"]
+    tf.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
