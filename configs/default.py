@@ -24,9 +24,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.param_dtype = "float32"  # storage dtype of the weights (float32 | bfloat16)
     c.model.dtype = "float32"  # compute dtype of activations (float32 | bfloat16)
     c.model.remat = False  # recompute activations in the backward pass (saves memory)
-    # Full-sequence attention (updates, scoring): einsum (ours, everywhere) | xla
-    # (jax.nn.dot_product_attention) | cudnn (fused flash attention, CUDA GPUs with bfloat16).
-    c.model.attention = "einsum"
+    # Full-sequence attention (updates, scoring, prefill): auto (splash on TPU, cudnn on GPU in
+    # bfloat16, einsum otherwise) | einsum (ours, everywhere) | xla (jax.nn.dot_product_attention)
+    # | cudnn (fused flash attention, CUDA GPUs with bfloat16) | splash (Pallas TPU kernel).
+    c.model.attention = "auto"
     c.model.tiny_family = (
         "qwen2"  # family of the locally built default model (qwen2|qwen3|llama|gpt2)
     )

@@ -39,8 +39,27 @@ SUPPORTED_DTYPES = ("float32", "bfloat16", "float16")
 #   xla:    jax.nn.dot_product_attention, XLA implementation (any backend; same numbers);
 #   cudnn:  jax.nn.dot_product_attention on cuDNN's fused flash attention (CUDA GPUs only,
 #           bfloat16/float16 compute): the [T, S] scores never reach memory.
+#   splash: JAX's Pallas TPU splash-attention kernel (model/splash.py): flash attention on TPU,
+#           the same kernel in interpret mode (slow, exact) elsewhere.
+#   auto:   splash on TPU, cudnn on GPU in bfloat16/float16, einsum otherwise (`resolve_attention`).
 # Decoding with a KV cache always uses the einsum path.
-ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
+ATTENTION_IMPLS = ("einsum", "xla", "cudnn", "splash")
+ATTENTION_CHOICES = (*ATTENTION_IMPLS, "auto")
+
+
+def resolve_attention(attention: str, backend: str, dtype: str) -> str:
+    """The implementation `attention` means on `backend` (cpu | gpu | tpu) at compute `dtype`:
+    `auto` picks splash on TPU, cudnn on GPU in bfloat16/float16 and einsum otherwise; any other
+    name is returned as is. The one place where `auto` is decided."""
+    if attention not in ATTENTION_CHOICES:
+        raise ValueError(f"attention {attention!r} is not one of {ATTENTION_CHOICES}")
+    if attention != "auto":
+        return attention
+    if backend == "tpu":
+        return "splash"
+    if backend in ("gpu", "cuda") and dtype in ("bfloat16", "float16"):
+        return "cudnn"
+    return "einsum"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +89,7 @@ class ModelConfig:
     param_dtype: str = "float32"  # storage dtype of the weights
     dtype: str = "float32"  # compute dtype of activations
     attention: str = "einsum"  # one of ATTENTION_IMPLS (a run-time choice, not a weight shape)
+    splash_interpret: bool | None = None  # splash: interpret mode (None: iff the backend is no TPU)
 
     @property
     def switches(self) -> dict[str, Any]:
@@ -146,8 +166,12 @@ class ModelConfig:
         for name in (param_dtype, dtype):
             if name not in SUPPORTED_DTYPES:
                 raise ValueError(f"dtype {name!r} is not one of {SUPPORTED_DTYPES}")
+        if attention == "auto":  # resolved for this process's backend
+            import jax
+
+            attention = resolve_attention(attention, jax.default_backend(), dtype)
         if attention not in ATTENTION_IMPLS:
-            raise ValueError(f"attention {attention!r} is not one of {ATTENTION_IMPLS}")
+            raise ValueError(f"attention {attention!r} is not one of {ATTENTION_CHOICES}")
         if family == "gpt2":
             if getattr(hf, "scale_attn_by_inverse_layer_idx", False) or getattr(
                 hf, "reorder_and_upcast_attn", False

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from azr_jax.model import splash
 from azr_jax.model.config import ModelConfig
 from azr_jax.parallel.sharding import constrain
 
@@ -142,6 +143,8 @@ class Attention(nnx.Module):
             }
         if prefill or cache is None:
             self_mask = kv_mask[:, :t]  # [B, T]
+            if cfg.attention == "splash":
+                return self._splash(q, k, v, self_mask), new_cache if prefill else None
             if cfg.attention != "einsum":
                 return self._fused(q, k, v, self_mask), new_cache if prefill else None
             k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, H] x2
@@ -172,6 +175,19 @@ class Attention(nnx.Module):
         if self.o.bias is not None:
             y = y + self.o.bias[...].astype(y.dtype)
         return y
+
+    def _splash(self, q: jax.Array, k: jax.Array, v: jax.Array, kv_mask: jax.Array) -> jax.Array:
+        """Causal self-attention on the Pallas splash kernel (`model/splash.py`): q [B, T, N, H],
+        k and v [B, T, K, H], kv_mask [B, T]. Left padding becomes segment 0 (pads attend only
+        to pads), real tokens segment 1."""
+        b, t, n, h = q.shape
+        interpret = self.cfg.splash_interpret
+        if interpret is None:
+            interpret = jax.default_backend() != "tpu"
+        out = splash.splash_attention(
+            q, k, v, kv_mask.astype(jnp.int32), interpret=interpret
+        )  # [B, T, N, H]
+        return self._out(out.reshape(b, t, n * h))
 
     def _fused(self, q: jax.Array, k: jax.Array, v: jax.Array, kv_mask: jax.Array) -> jax.Array:
         """Causal self-attention without a cache through `jax.nn.dot_product_attention`.

@@ -238,3 +238,24 @@ def sampling_rules(mesh: Mesh | None, param_bytes: int, fraction: float = 0.5) -
     if limit and param_bytes / mesh.shape["tensor"] > fraction * limit:
         return TRAIN_RULES
     return SAMPLE_RULES
+
+
+def shard_map_logical(
+    fn: Callable[..., jax.Array],
+    in_logical: Sequence[Sequence[str | None]],
+    out_logical: Sequence[str | None],
+    *args: jax.Array,
+) -> jax.Array:
+    """`fn(*args)` run per device under the context mesh (`jax.set_mesh`), each argument split
+    by its logical axes (`in_logical`, one tuple per argument) and the result by `out_logical`;
+    a plain call when no mesh is set. For kernels XLA cannot partition (Pallas calls): `fn` sees
+    one device's block and must not communicate."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return fn(*args)
+    return jax.shard_map(
+        fn,
+        in_specs=tuple(spec(axes) for axes in in_logical),
+        out_specs=spec(out_logical),
+        check_vma=False,
+    )(*args)

@@ -9,7 +9,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from azr_jax.model.config import ATTENTION_IMPLS, FAMILIES, SUPPORTED_DTYPES
+from azr_jax.model.config import (
+    ATTENTION_CHOICES,
+    FAMILIES,
+    SUPPORTED_DTYPES,
+    resolve_attention,
+)
 
 TASK_TYPES = ("code_o", "code_i", "code_f")
 SCHEDULES = ("constant", "cosine", "linear_warmup")
@@ -80,10 +85,19 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         )
     attention = c.model.get("attention", "einsum")
     need(
-        attention in ATTENTION_IMPLS,
+        attention in ATTENTION_CHOICES,
         "model.attention",
-        f"{attention!r} is not one of {ATTENTION_IMPLS}",
+        f"{attention!r} is not one of {ATTENTION_CHOICES}",
     )
+    if attention == "auto" and backend is not None:  # what the run will use (model/config.py)
+        attention = resolve_attention(attention, backend, c.model.dtype)
+    if attention == "splash" and backend == "gpu":
+        need(
+            False,
+            "model.attention",
+            "splash is the TPU kernel (on a GPU it would run in interpret mode, far too slowly); "
+            "use --config.model.attention=auto (cudnn in bfloat16) or xla",
+        )
     if attention == "cudnn":
         need(
             c.model.dtype in ("bfloat16", "float16"),

@@ -113,3 +113,17 @@ def test_paper_presets_are_valid_on_their_hosts(model, host, devices):
 def test_unknown_preset_is_named():
     with pytest.raises(ValueError, match="unknown model 'gpt-9'"):
         load("azr", "gpt-9")
+
+
+def test_auto_and_splash_attention_per_backend():
+    """`auto` (the default) passes everywhere, even in float32 on a GPU (it then means einsum);
+    splash on a GPU is an error naming the fix."""
+    c = load("default")
+    assert c.model.attention == "auto"
+    for backend in ("cpu", "gpu", "tpu"):
+        check_config(c, num_devices=1, backend=backend)
+    c.model.attention = "splash"
+    check_config(c, num_devices=1, backend="tpu")
+    check_config(c, num_devices=1, backend="cpu")  # interpret mode: parity checks
+    with pytest.raises(ConfigError, match=r"model\.attention: splash is the TPU kernel.*auto"):
+        check_config(c, num_devices=1, backend="gpu")
