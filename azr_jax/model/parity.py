@@ -50,14 +50,21 @@ def _greedy_jax(params, cfg, ids, mask, steps):
 
 
 def compare(
-    model_dir: str | Path, dtype: str = "float32", new_tokens: int = 8, prompts=PROMPTS
+    model_dir: str | Path,
+    dtype: str = "float32",
+    new_tokens: int = 8,
+    prompts=PROMPTS,
+    attention: str = "einsum",
 ) -> dict[str, Any]:
-    """Loads `model_dir` both ways and compares logits (non-pad positions) and greedy tokens."""
+    """Loads `model_dir` both ways and compares logits (non-pad positions) and greedy tokens.
+
+    `attention` is azr_jax's full-sequence attention (model/config.py; splash runs in interpret
+    mode off TPU)."""
     import torch
     import transformers as tf
 
     model_dir = hf_io.resolve_model_dir(str(model_dir))
-    cfg, params = hf_io.load_hf(model_dir, param_dtype=dtype, dtype=dtype)
+    cfg, params = hf_io.load_hf(model_dir, param_dtype=dtype, dtype=dtype, attention=attention)
     tokenizer = hf_io.load_tokenizer(model_dir)
     ids, mask = left_pad(tokenizer, prompts)
     pos = np.maximum(np.cumsum(mask, -1) - 1, 0)
@@ -90,6 +97,7 @@ def compare(
     return {
         "architecture": cfg.family,
         "dtype": dtype,
+        "attention": cfg.attention,
         "max_abs_logit_diff": float(np.abs(ours - ref)[mask].max()),
         "mean_abs_logit": float(np.abs(ref[mask]).mean()),
         "greedy_tokens_match": bool((ours_gen == gen).all()),
