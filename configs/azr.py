@@ -29,6 +29,12 @@ HOSTS = {
     "v5p-8": (4, 95),  # TPU v5p-8: 4 chips x 95 GiB HBM
     "gpu-8": (8, 80),  # 8 x H100/A100 80 GB
 }
+# TPU host -> libtpu topology name (scripts/compile_tpu.py compiles every program for it).
+TPU_TOPOLOGIES = {
+    "v4-8": "v4:2x2x1",
+    "v5e-8": "v5e:2x4",
+    "v5p-8": "v5p:2x2x1",
+}
 
 
 def _default():

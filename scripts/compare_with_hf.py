@@ -30,7 +30,11 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    print(json.dumps(compare(FLAGS.model_dir, FLAGS.dtype, FLAGS.new_tokens, attention=FLAGS.attention)))
+    print(
+        json.dumps(
+            compare(FLAGS.model_dir, FLAGS.dtype, FLAGS.new_tokens, attention=FLAGS.attention)
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,9 @@ def block_size(t: int) -> int:
     return 512 if t >= 2048 else LANES
 
 
-@functools.cache
 def _kernel(num_heads: int, length: int, block: int, interpret: bool):
-    """The kernel for one sequence [N, T, H] (q) x [K, T, H] (k, v), built once per shape."""
+    """The kernel for one sequence [N, T, H] (q) x [K, T, H] (k, v). Built inside each trace
+    (its mask tables become constants of that trace; the mask analysis itself is cached)."""
     mask = sa.MultiHeadMask([sa.CausalMask((length, length)) for _ in range(num_heads)])
     blocks = sa.BlockSizes(
         block_q=block,
@@ -46,10 +46,9 @@ def _kernel(num_heads: int, length: int, block: int, interpret: bool):
         block_q_dq=block,
         block_kv_dq=block,
     )
-    with jax.ensure_compile_time_eval():  # concrete mask tables, even when first built in a trace
-        return sa.make_splash_mha(
-            mask, block_sizes=blocks, head_shards=1, q_seq_shards=1, interpret=interpret
-        )
+    return sa.make_splash_mha(
+        mask, block_sizes=blocks, head_shards=1, q_seq_shards=1, interpret=interpret
+    )
 
 
 def _local(q, k, v, segment_ids, *, interpret: bool):

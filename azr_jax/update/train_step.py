@@ -291,4 +291,5 @@ def jit_train_step(
         with jax.set_mesh(mesh):
             return fn(state, batch, rng)
 
+    step.jitted = fn  # the jax.jit object: scripts/compile_tpu.py lowers it ahead of time
     return step

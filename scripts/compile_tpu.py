@@ -1,0 +1,362 @@
+"""The TPU compiler's word, before renting a slice: compile a preset's real programs for a TPU
+topology ahead of time (no TPU needed, shapes only) and report per-device memory and FLOPs.
+
+    python scripts/compile_tpu.py --config=configs/azr.py:qwen2.5-coder-7b,v5e-8
+    python scripts/compile_tpu.py --config=configs/azr.py:qwen2.5-coder-14b,v5e-16
+    python scripts/compile_tpu.py --config=configs/azr.py:qwen3-4b-base,v5p-8 --topology=v6e:2x2
+    python scripts/compile_tpu.py --config=configs/default.py --topology=v5e:2x2 --model=tiny
+
+It compiles, with the shardings of azr_jax/parallel/sharding.py on a mesh of the topology's
+devices, the programs the trainer runs:
+  train_step  `update.train_step.jit_train_step` on the whole update batch (2 x task types x
+              azr.batch_size rows, split into rl.micro_batch_size micro-batches) at the longest
+              row the trainer builds: prompt and response each bucketed to a power of two
+              (6144 + 8096 -> 8192 + 8192);
+  prefill     `sampling.sampler.Sampler`'s prefill of sampling.batch_size prompts at the longest
+              prompt bucket, each repeated azr.n_rollouts times (the difficulty-estimation call,
+              the sampler's largest);
+  decode      its decode loop over those rows' KV cache (bucketed prompt + max_new_tokens slots).
+Per program it prints the compiler's per-device peak (arguments + outputs + temporaries -
+aliased), the chip's HBM, whether it fits, and the FLOPs per device (XLA's count: a loop body
+counts once), then one JSON line (last line):
+  {"preset", "host", "topology", "programs": {"train_step": {"peak_gib", "hbm_gib", "fits",
+   "tflops", ...}, "prefill": {...}, "decode": {...}}, "fits"}
+"est_step_s" is an ESTIMATE (model FLOPs / the chip's peak bfloat16 rate), not a measurement.
+
+libtpu (the TPU compiler) is read from `.libtpu/` in the repository (`make tpu-compiler`, a pip
+`--target` directory kept out of the virtualenv so that CPU runs never see a TPU plugin) or from
+an installed `libtpu` (a TPU VM). JAX runs on CPU here (JAX_PLATFORMS defaults to cpu): the TPU
+devices are abstract.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LIBTPU_DIR = ROOT / ".libtpu"
+if LIBTPU_DIR.is_dir():
+    sys.path.insert(0, str(LIBTPU_DIR))
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, str(ROOT / "scripts"))  # memory_plan: the presets' architectures
+
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from azr_jax.model.config import ModelConfig, resolve_attention  # noqa: E402
+from azr_jax.parallel import sharding as shd  # noqa: E402
+from azr_jax.sampling.sampler import Sampler  # noqa: E402
+from azr_jax.sampling.settings import SamplingSettings  # noqa: E402
+from azr_jax.update.pg_loss import PGBatch  # noqa: E402
+from azr_jax.update.train_step import jit_train_step  # noqa: E402
+
+GIB = 1 << 30
+PROGRAMS = ("train_step", "prefill", "decode")
+# TPU generation (from the device kind) -> (HBM GiB per chip, peak bfloat16 TFLOP/s per chip).
+CHIPS = {
+    "v4": (32, 275),
+    "v5e": (16, 197),
+    "v5p": (95, 459),
+    "v6e": (32, 918),
+}
+STOP_STATES = 16  # rows of the stop-string table ("</answer>": a handful of automaton states)
+# A tiny architecture for --model=tiny (CI): azr_jax's tiny checkpoint shape, head_dim 128 (the
+# splash kernel's lane width).
+TINY = dict(layers=2, hidden=256, heads=4, kv_heads=2, head_dim=128, intermediate=512, vocab=2048)
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/azr.py", "The run config.")
+flags.DEFINE_string(
+    "topology", None, "libtpu topology, e.g. v5e:2x4 (default: the host preset's, configs/azr.py)"
+)
+flags.DEFINE_string("model", None, "architecture: a configs/azr.py model preset or 'tiny'")
+flags.DEFINE_list("programs", list(PROGRAMS), "which programs to compile")
+FLAGS = flags.FLAGS
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def preset_and_host(config_arg: str) -> tuple[str | None, str | None]:
+    """('qwen2.5-coder-7b', 'v5e-8') from 'configs/azr.py:qwen2.5-coder-7b,v5e-8' (None if none)."""
+    _, _, arg = config_arg.partition(":")
+    if not arg or not config_arg.split(":")[0].endswith("azr.py"):
+        return None, None
+    model, _, host = arg.partition(",")
+    return model, host or "gpu-8"
+
+
+def chip_of(device) -> tuple[str, float, float]:
+    """(generation, HBM GiB, peak bf16 TFLOP/s) of a TPU device, from its device kind."""
+    kind = device.device_kind.lower()  # "TPU v4", "TPU v5 lite", "TPU v5", "TPU v6 lite"
+    gen = (
+        "v5e"
+        if "v5 lite" in kind or "v5e" in kind
+        else "v6e"
+        if "v6" in kind
+        else "v5p"
+        if "v5" in kind
+        else "v4"
+        if "v4" in kind
+        else None
+    )
+    if gen is None:
+        raise ValueError(f"unknown TPU device kind {device.device_kind!r}; add it to CHIPS")
+    return (gen, *CHIPS[gen])
+
+
+def model_config(model: str, c) -> ModelConfig:
+    """The preset's ModelConfig from its architecture (scripts/memory_plan.py's ARCHS: each
+    model's config.json), the config's dtypes and TPU attention (auto -> splash, compiled)."""
+    import memory_plan
+
+    families = {"qwen2.5": "qwen2", "llama": "llama", "qwen3": "qwen3"}
+    if model == "tiny":
+        a, family = memory_plan.Arch(**TINY, tied=True, qkv_bias=True, qk_norm=False), "qwen2"
+    else:
+        if model not in memory_plan.ARCHS:
+            raise ValueError(
+                f"--model={model!r}: choose 'tiny' or one of {sorted(memory_plan.ARCHS)}"
+            )
+        a = memory_plan.ARCHS[model]
+        family = next(f for prefix, f in families.items() if model.startswith(prefix))
+    return ModelConfig(
+        family=family,
+        vocab_size=a.vocab,
+        hidden_size=a.hidden,
+        num_layers=a.layers,
+        num_heads=a.heads,
+        num_kv_heads=a.kv_heads,
+        head_dim=a.head_dim,
+        intermediate_size=a.intermediate,
+        norm_eps=1e-6,
+        max_position_embeddings=131072,
+        tie_word_embeddings=a.tied,
+        rope_theta=1e6,
+        attention_bias=a.qkv_bias,
+        param_dtype=c.model.param_dtype,
+        dtype=c.model.dtype,
+        attention=resolve_attention(c.model.attention, "tpu", c.model.dtype),
+        splash_interpret=False,
+    )
+
+
+def _bucket(n: int, smallest: int = 16) -> int:
+    size = smallest
+    while size < n:
+        size *= 2
+    return size
+
+
+def _struct(shape, dtype, sharding=None):
+    return jax.ShapeDtypeStruct(shape, jnp.dtype(dtype), sharding=sharding)
+
+
+def _report(compiled, hbm_gib: float, seconds: float) -> dict[str, Any]:
+    m = compiled.memory_analysis()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    peak = (
+        m.argument_size_in_bytes
+        + m.output_size_in_bytes
+        + m.temp_size_in_bytes
+        - m.alias_size_in_bytes
+    )
+    return {
+        "peak_gib": round(peak / GIB, 3),
+        "hbm_gib": hbm_gib,
+        "fits": peak <= hbm_gib * GIB,
+        "tflops": round(float(cost.get("flops", 0.0)) / 1e12, 4),
+        "arguments_gib": round(m.argument_size_in_bytes / GIB, 3),
+        "outputs_gib": round(m.output_size_in_bytes / GIB, 3),
+        "temporaries_gib": round(m.temp_size_in_bytes / GIB, 3),
+        "aliased_gib": round(m.alias_size_in_bytes / GIB, 3),
+        "compile_s": round(seconds, 1),
+    }
+
+
+def compile_train_step(cfg: ModelConfig, c, mesh) -> Any:
+    """The jitted train step lowered at the whole update batch's worst-case shapes."""
+    from azr_jax.run.trainer import abstract_train_state, hparams_from
+
+    hp = hparams_from(c)
+    rows = 2 * len(c.azr.task_types) * c.azr.batch_size
+    p, r = _bucket(c.sampling.max_prompt_len), _bucket(c.sampling.max_new_tokens)
+    length = p + r
+    b1, b2 = shd.batch_sharding(mesh, 1), shd.batch_sharding(mesh, 2)
+    batch = PGBatch(
+        tokens=_struct((rows, length), "int32", b2),
+        attn_mask=_struct((rows, length), "bool", b2),
+        loss_mask=_struct((rows, length), "bool", b2),
+        advantages=_struct((rows,), "float32", b1),
+        old_logprobs=_struct((rows, length), "float32", b2),
+        group_ids=_struct((rows,), "int32", b1),
+        rewards=_struct((rows,), "float32", b1),
+        response_start=p,
+    )
+    shd.check_batch(mesh, rows // hp.micro_batches, "micro-batch")
+    step = jit_train_step(cfg, hp, mesh)
+    state = abstract_train_state(cfg, hp, mesh)
+    rng = jax.eval_shape(lambda: jax.random.key(0))
+    rng = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=shd.replicated(mesh))
+    with jax.set_mesh(mesh):
+        return step.jitted.lower(state, batch, rng).compile()
+
+
+def compile_sampler(cfg: ModelConfig, c, mesh, hbm_gib: float) -> tuple[Any, Any]:
+    """The sampler's (prefill, decode) executables at its largest call."""
+    from azr_jax.model import transformer as model_lib
+
+    s = c.sampling
+    longest = max(s.max_new_tokens, c.eval.max_new_tokens)
+    p = _bucket(s.max_prompt_len)
+    # sharding.sampling_rules reads a real device's memory; abstract devices have none.
+    param_bytes = cfg.num_params * jnp.dtype(cfg.param_dtype).itemsize
+    whole = param_bytes / mesh.shape["tensor"] <= 0.5 * hbm_gib * GIB
+    rules = shd.SAMPLE_RULES if whole else shd.TRAIN_RULES
+    sampler = Sampler(cfg, mesh, rules=rules, max_cache_length=_bucket(s.max_prompt_len) + longest)
+    settings = SamplingSettings(
+        max_new_tokens=s.max_new_tokens,
+        temperature=s.temperature or 1.0,
+        top_p=s.top_p,
+        top_k=s.top_k,
+        n=max(1, c.azr.n_rollouts),
+        eos_ids=(1,),
+        stop_strings=("</answer>",),
+    )
+    b = s.batch_size
+    sampler.check(b, p, settings)
+    params = jax.tree_util.tree_map(
+        lambda a, sh: _struct(a.shape, a.dtype, sh),
+        model_lib.abstract_params(cfg),
+        sampler.param_shardings,
+    )
+    tokens = _struct((b, p), "int32", shd.batch_sharding(mesh, 2))
+    lengths = _struct((b,), "int32", shd.batch_sharding(mesh, 1))
+    rng = jax.eval_shape(lambda: jax.random.key(0))
+    rng = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=shd.replicated(mesh))
+    table = _struct((STOP_STATES, cfg.vocab_size), "int32", shd.replicated(mesh))
+    return sampler.compile(params, tokens, lengths, rng, settings, table)
+
+
+def model_flops(cfg: ModelConfig, c, program: str) -> float:
+    """Matmul FLOPs of one program (whole slice), for the step-time ESTIMATE: 2 x params per
+    token forward (x3 with the backward, x4 under remat), plus causal attention."""
+    n = cfg.num_params - cfg.vocab_size * cfg.hidden_size * (1 if cfg.tie_word_embeddings else 0)
+    attn_per_token = 2 * 2 * cfg.num_layers * cfg.num_heads * cfg.head_dim  # x T/2 keys on average
+    s = c.sampling
+    if program == "train_step":
+        rows = 2 * len(c.azr.task_types) * c.azr.batch_size
+        t = _bucket(s.max_prompt_len) + _bucket(s.max_new_tokens)
+        mult = 4 if c.model.remat else 3
+        return mult * rows * t * (2 * n + attn_per_token * t / 2)
+    if program == "prefill":
+        t = _bucket(s.max_prompt_len)
+        return s.batch_size * t * (2 * n + attn_per_token * t / 2)
+    rows = s.batch_size * max(1, c.azr.n_rollouts)
+    keys = _bucket(s.max_prompt_len) + s.max_new_tokens / 2
+    return rows * s.max_new_tokens * (2 * n + attn_per_token * keys)
+
+
+def run(c, model: str, host: str | None, topology: str, programs) -> dict[str, Any]:
+    from jax.experimental import topologies
+
+    topo = topologies.get_topology_desc(topology_name=topology, platform="tpu")
+    devices = list(topo.devices)
+    gen, hbm_gib, peak_tflops = chip_of(devices[0])
+    mesh = shd.make_mesh(c.mesh.data, c.mesh.fsdp, c.mesh.tensor, devices=devices)
+    cfg = model_config(model, c)
+    shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
+    out: dict[str, Any] = {}
+    if "train_step" in programs:
+        start = time.perf_counter()
+        exe = compile_train_step(cfg, c, mesh)
+        out["train_step"] = _report(exe, hbm_gib, time.perf_counter() - start)
+    if "prefill" in programs or "decode" in programs:
+        start = time.perf_counter()
+        pre, dec = compile_sampler(cfg, c, mesh, hbm_gib)
+        seconds = time.perf_counter() - start
+        for name, exe in (("prefill", pre), ("decode", dec)):
+            if name in programs:
+                out[name] = _report(exe, hbm_gib, seconds / 2)
+    for name, r in out.items():
+        est = model_flops(cfg, c, name) / (peak_tflops * 1e12 * len(devices))
+        r["est_step_s"] = round(est, 2)  # an ESTIMATE at 100% of peak, not a measurement
+    return {
+        "preset": model,
+        "host": host,
+        "topology": topology,
+        "chip": gen,
+        "chips": len(devices),
+        "processes": len({d.process_index for d in devices}),
+        "mesh": dict(mesh.shape),
+        "attention": cfg.attention,
+        "programs": out,
+        "fits": all(r["fits"] for r in out.values()),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    rows = [
+        f"{result['preset']} on {result['host'] or '-'} ({result['topology']}: "
+        f"{result['chips']} x {result['chip']}, {result['processes']} host(s)), mesh "
+        f"{result['mesh']}, attention={result['attention']}",
+        "| program | peak GiB/chip | HBM GiB | fits | TFLOPs/chip (XLA) | est. s (estimate) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in result["programs"].items():
+        rows.append(
+            f"| {name} | {r['peak_gib']:.2f} | {r['hbm_gib']} | {'yes' if r['fits'] else 'NO'} "
+            f"| {r['tflops']:.3f} | {r['est_step_s']} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv) -> None:
+    del argv
+    c = _CONFIG.value
+    model, host = preset_and_host(config_flags.get_config_filename(FLAGS["config"]))
+    model = FLAGS.model or model
+    if model is None:
+        raise app.UsageError(
+            "--model is needed with a config that is not configs/azr.py:MODEL,HOST"
+        )
+    topology = FLAGS.topology
+    if topology is None:
+        azr = _load(ROOT / "configs" / "azr.py", "azr_config")
+        if host not in azr.TPU_TOPOLOGIES:
+            raise app.UsageError(
+                f"host {host!r} is no TPU host preset ({sorted(azr.TPU_TOPOLOGIES)}); pass "
+                "--topology, e.g. --topology=v5e:2x4"
+            )
+        topology = azr.TPU_TOPOLOGIES[host]
+    bad = [p for p in FLAGS.programs if p not in PROGRAMS]
+    if bad:
+        raise app.UsageError(f"--programs: {bad} are not in {PROGRAMS}")
+    try:
+        result = run(c, model, host, topology, FLAGS.programs)
+    except RuntimeError as e:
+        if "libtpu" in str(e).lower() or "tpu" in str(e).lower() and "topology" in str(e).lower():
+            raise SystemExit(
+                f"compile_tpu: the TPU compiler is not available ({e}); run `make tpu-compiler` "
+                "(installs libtpu into .libtpu/) or pip install 'jax[tpu]'"
+            ) from e
+        raise
+    print(table(result))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)
