@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup train test lint clean
+.PHONY: setup train test lint clean tpu-compiler
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "azr_jax needs Python >= 3.11 (jax, flax, orbax and transformers do); this is " + sys.version.split()[0] + ": run make PYTHON=python3.11 (or newer)")'
@@ -17,10 +17,19 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 
 setup: $(VENV)/.stamp
 
+# libtpu for scripts/compile_tpu.py (TPU programs compiled ahead of time on CPU), in its own
+# --target directory, not the venv. Best effort: without it tests/scripts/test_compile_tpu.py
+# skips, saying why.
+LIBTPU := .libtpu
+$(LIBTPU)/.stamp: requirements-tpu-compiler.txt | $(VENV)/.stamp
+	-rm -rf $(LIBTPU) && $(PY) -m pip install -q --no-deps --target $(LIBTPU) -r requirements-tpu-compiler.txt && touch $@
+
+tpu-compiler: $(LIBTPU)/.stamp
+
 train: setup
 	$(PY) scripts/train.py --config=configs/default.py
 
-test: setup
+test: setup tpu-compiler
 	$(PY) -m ruff check azr_jax scripts tests configs
 	$(PY) -m pytest -q -rs -n 2 --dist loadfile tests  # -rs: every skip prints its reason
 
@@ -29,4 +38,4 @@ lint: setup
 	$(PY) -m ruff format --check azr_jax scripts tests configs
 
 clean:
-	rm -rf $(VENV) runs artifacts
+	rm -rf $(VENV) $(LIBTPU) runs artifacts

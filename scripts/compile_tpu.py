@@ -40,10 +40,14 @@ LIBTPU_DIR = ROOT / ".libtpu"
 if LIBTPU_DIR.is_dir():
     sys.path.insert(0, str(LIBTPU_DIR))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Compiling only, never running: several compiles (and a TPU VM's own job) may load libtpu at once.
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 sys.path.insert(0, str(ROOT / "scripts"))  # memory_plan: the presets' architectures
 
 import importlib.util  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -79,6 +83,12 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("model", None, "architecture: a configs/azr.py model preset or 'tiny'")
 flags.DEFINE_list("programs", list(PROGRAMS), "which programs to compile")
+flags.DEFINE_bool(
+    "extrapolate",
+    False,
+    "compile 1- and 2-layer versions and extrapolate linearly to the model's layer count "
+    "(minutes instead of tens of minutes on a small CPU; the JSON says so)",
+)
 FLAGS = flags.FLAGS
 
 
@@ -164,27 +174,71 @@ def _struct(shape, dtype, sharding=None):
     return jax.ShapeDtypeStruct(shape, jnp.dtype(dtype), sharding=sharding)
 
 
-def _report(compiled, hbm_gib: float, seconds: float) -> dict[str, Any]:
+def _measure(compile_fn) -> dict[str, Any]:
+    """Bytes per device and FLOPs of one compiled program; a program the compiler rejects for
+    want of HBM reports the temporaries it asked for (a lower bound) and the error."""
+    start = time.perf_counter()
+    try:
+        compiled = compile_fn()
+    except jax.errors.JaxRuntimeError as e:
+        found = re.search(r"HLO temporaries \(([\d.]+)G\)", str(e))
+        if "RESOURCE_EXHAUSTED" not in str(e) or not found:
+            raise
+        temp = float(found.group(1)) * GIB
+        return {
+            "arguments": 0,
+            "outputs": 0,
+            "temporaries": temp,
+            "aliased": 0,
+            "flops": 0.0,
+            "error": str(e).splitlines()[0][:300],
+            "seconds": time.perf_counter() - start,
+        }
     m = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    peak = (
-        m.argument_size_in_bytes
-        + m.output_size_in_bytes
-        + m.temp_size_in_bytes
-        - m.alias_size_in_bytes
-    )
     return {
-        "peak_gib": round(peak / GIB, 3),
-        "hbm_gib": hbm_gib,
-        "fits": peak <= hbm_gib * GIB,
-        "tflops": round(float(cost.get("flops", 0.0)) / 1e12, 4),
-        "arguments_gib": round(m.argument_size_in_bytes / GIB, 3),
-        "outputs_gib": round(m.output_size_in_bytes / GIB, 3),
-        "temporaries_gib": round(m.temp_size_in_bytes / GIB, 3),
-        "aliased_gib": round(m.alias_size_in_bytes / GIB, 3),
-        "compile_s": round(seconds, 1),
+        "arguments": m.argument_size_in_bytes,
+        "outputs": m.output_size_in_bytes,
+        "temporaries": m.temp_size_in_bytes,
+        "aliased": m.alias_size_in_bytes,
+        "flops": float(cost.get("flops", 0.0)),
+        "seconds": time.perf_counter() - start,
     }
+
+
+def _extrapolate(one: dict, two: dict, layers: int) -> dict:
+    """Linear in the layer count from 1- and 2-layer compiles (weights, optimizer state, KV
+    cache and remat's saved inputs grow per layer; the per-layer working set does not)."""
+    out = {
+        k: one[k] + (two[k] - one[k]) * (layers - 1)
+        for k in ("arguments", "outputs", "temporaries", "aliased", "flops")
+    }
+    out["seconds"] = one["seconds"] + two["seconds"]
+    if "error" in one or "error" in two:
+        out["error"] = one.get("error") or two.get("error")
+    return out
+
+
+def _report(raw: dict, hbm_gib: float, resident: float) -> dict[str, Any]:
+    """The figures of one program; `resident` (bytes) is what else stays on the chip meanwhile
+    (while sampling: AdamW's moments, and the trainer's weights when the sampler has a copy)."""
+    peak = raw["arguments"] + raw["outputs"] + raw["temporaries"] - raw["aliased"]
+    out = {
+        "peak_gib": round(peak / GIB, 3),
+        "resident_gib": round(resident / GIB, 3),
+        "hbm_gib": hbm_gib,
+        "fits": "error" not in raw and peak + resident <= hbm_gib * GIB,
+        "tflops": float(f"{raw['flops'] / 1e12:.4g}"),
+        "arguments_gib": round(raw["arguments"] / GIB, 3),
+        "outputs_gib": round(raw["outputs"] / GIB, 3),
+        "temporaries_gib": round(raw["temporaries"] / GIB, 3),
+        "aliased_gib": round(raw["aliased"] / GIB, 3),
+        "compile_s": round(raw["seconds"], 1),
+    }
+    if "error" in raw:
+        out["error"] = raw["error"]
+    return out
 
 
 def compile_train_step(cfg: ModelConfig, c, mesh) -> Any:
@@ -270,7 +324,48 @@ def model_flops(cfg: ModelConfig, c, program: str) -> float:
     return rows * s.max_new_tokens * (2 * n + attn_per_token * keys)
 
 
-def run(c, model: str, host: str | None, topology: str, programs) -> dict[str, Any]:
+def _state_bytes(cfg: ModelConfig, c, mesh) -> tuple[float, float]:
+    """(weights, AdamW moments) bytes per device of the train state, from its shardings."""
+    from azr_jax.run.trainer import abstract_train_state, hparams_from
+
+    state = abstract_train_state(cfg, hparams_from(c), mesh)
+
+    def per_device(tree) -> float:
+        leaves = jax.tree_util.tree_leaves(tree)
+        return float(
+            sum(
+                math.prod(x.sharding.shard_shape(x.shape)) * jnp.dtype(x.dtype).itemsize
+                for x in leaves
+            )
+        )
+
+    return per_device(state.params), per_device(state.opt_state)
+
+
+def _compile_all(cfg, c, mesh, hbm_gib, programs) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    if "train_step" in programs:
+        out["train_step"] = _measure(lambda: compile_train_step(cfg, c, mesh))
+    if "prefill" in programs or "decode" in programs:
+        both = {}
+
+        def sampler():
+            both["exe"] = compile_sampler(cfg, c, mesh, hbm_gib)
+            return both["exe"][0]
+
+        pre = _measure(sampler)
+        if "error" in pre:
+            out.update({name: pre for name in ("prefill", "decode") if name in programs})
+        else:
+            dec = _measure(lambda: both["exe"][1])
+            pre["seconds"] = dec["seconds"] = pre["seconds"] / 2
+            out.update({k: v for k, v in (("prefill", pre), ("decode", dec)) if k in programs})
+    return out
+
+
+def run(
+    c, model: str, host: str | None, topology: str, programs, extrapolate: bool = False
+) -> dict[str, Any]:
     from jax.experimental import topologies
 
     topo = topologies.get_topology_desc(topology_name=topology, platform="tpu")
@@ -279,21 +374,21 @@ def run(c, model: str, host: str | None, topology: str, programs) -> dict[str, A
     mesh = shd.make_mesh(c.mesh.data, c.mesh.fsdp, c.mesh.tensor, devices=devices)
     cfg = model_config(model, c)
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
+    if extrapolate:
+        one = _compile_all(cfg.replace(num_layers=1), c, mesh, hbm_gib, programs)
+        two = _compile_all(cfg.replace(num_layers=2), c, mesh, hbm_gib, programs)
+        raw = {k: _extrapolate(one[k], two[k], cfg.num_layers) for k in one}
+    else:
+        raw = _compile_all(cfg, c, mesh, hbm_gib, programs)
+    weights, moments = _state_bytes(cfg, c, mesh)
+    param_bytes = cfg.num_params * jnp.dtype(cfg.param_dtype).itemsize
+    sampler_copy = param_bytes / mesh.shape["tensor"] <= 0.5 * hbm_gib * GIB
     out: dict[str, Any] = {}
-    if "train_step" in programs:
-        start = time.perf_counter()
-        exe = compile_train_step(cfg, c, mesh)
-        out["train_step"] = _report(exe, hbm_gib, time.perf_counter() - start)
-    if "prefill" in programs or "decode" in programs:
-        start = time.perf_counter()
-        pre, dec = compile_sampler(cfg, c, mesh, hbm_gib)
-        seconds = time.perf_counter() - start
-        for name, exe in (("prefill", pre), ("decode", dec)):
-            if name in programs:
-                out[name] = _report(exe, hbm_gib, seconds / 2)
-    for name, r in out.items():
+    for name, r in raw.items():
+        resident = 0.0 if name == "train_step" else moments + (weights if sampler_copy else 0.0)
+        out[name] = _report(r, hbm_gib, resident)
         est = model_flops(cfg, c, name) / (peak_tflops * 1e12 * len(devices))
-        r["est_step_s"] = round(est, 2)  # an ESTIMATE at 100% of peak, not a measurement
+        out[name]["est_step_s"] = round(est, 2)  # an ESTIMATE at 100% of peak, not measured
     return {
         "preset": model,
         "host": host,
@@ -303,6 +398,8 @@ def run(c, model: str, host: str | None, topology: str, programs) -> dict[str, A
         "processes": len({d.process_index for d in devices}),
         "mesh": dict(mesh.shape),
         "attention": cfg.attention,
+        "layers": cfg.num_layers,
+        "extrapolated_from_layers": [1, 2] if extrapolate else None,
         "programs": out,
         "fits": all(r["fits"] for r in out.values()),
     }
@@ -313,12 +410,14 @@ def table(result: dict[str, Any]) -> str:
         f"{result['preset']} on {result['host'] or '-'} ({result['topology']}: "
         f"{result['chips']} x {result['chip']}, {result['processes']} host(s)), mesh "
         f"{result['mesh']}, attention={result['attention']}",
-        "| program | peak GiB/chip | HBM GiB | fits | TFLOPs/chip (XLA) | est. s (estimate) |",
-        "|---|---|---|---|---|---|",
+        "| program | peak GiB/chip | + resident | HBM GiB | fits | TFLOPs/chip (XLA) "
+        "| est. s (estimate) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in result["programs"].items():
         rows.append(
-            f"| {name} | {r['peak_gib']:.2f} | {r['hbm_gib']} | {'yes' if r['fits'] else 'NO'} "
+            f"| {name} | {r['peak_gib']:.2f} | {r['resident_gib']:.2f} | {r['hbm_gib']} "
+            f"| {'yes' if r['fits'] else 'NO'} "
             f"| {r['tflops']:.3f} | {r['est_step_s']} |"
         )
     return "\n".join(rows)
@@ -346,7 +445,7 @@ def main(argv) -> None:
     if bad:
         raise app.UsageError(f"--programs: {bad} are not in {PROGRAMS}")
     try:
-        result = run(c, model, host, topology, FLAGS.programs)
+        result = run(c, model, host, topology, FLAGS.programs, FLAGS.extrapolate)
     except RuntimeError as e:
         if "libtpu" in str(e).lower() or "tpu" in str(e).lower() and "topology" in str(e).lower():
             raise SystemExit(
