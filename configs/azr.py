@@ -4,7 +4,9 @@
     python scripts/train.py --config=configs/azr.py:qwen2.5-coder-7b,v5e-8 --config.output_dir=gs://...
     python scripts/train.py --config=configs/azr.py:qwen3-4b-base,gpu-8 --config.rl.learning_rate=2e-6
 
-The argument is `MODEL[,HOST]`; HOST is one of v4-8, v5e-8, v5p-8, gpu-8 (default gpu-8). Any key
+The argument is `MODEL[,HOST]`; HOST is one of v4-8, v5e-8, v5p-8, v5e-16, gpu-8 (default
+gpu-8). Before renting a TPU slice, `scripts/compile_tpu.py --config=configs/azr.py:MODEL,HOST`
+says whether every program fits (the TPU compiler's own figures, on CPU). Any key
 can still be overridden with --config.KEY=VALUE.
 """
 
@@ -28,12 +30,14 @@ HOSTS = {
     "v5e-8": (8, 16),  # TPU v5e-8 (v5litepod-8): 8 chips x 16 GiB HBM
     "v5p-8": (4, 95),  # TPU v5p-8: 4 chips x 95 GiB HBM
     "gpu-8": (8, 80),  # 8 x H100/A100 80 GB
+    "v5e-16": (16, 16),  # TPU v5litepod-16: 4 hosts x 4 chips x 16 GiB (models a v5e-8 cannot hold)
 }
 # TPU host -> libtpu topology name (scripts/compile_tpu.py compiles every program for it).
 TPU_TOPOLOGIES = {
     "v4-8": "v4:2x2x1",
     "v5e-8": "v5e:2x4",
     "v5p-8": "v5p:2x2x1",
+    "v5e-16": "v5e:4x4",
 }
 
 
@@ -88,6 +92,15 @@ def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDic
     c.rl.clip_eps = 0.2
     c.rl.kl_coef = 0.0
     c.rl.micro_batch_size = 64 if devices == 8 else 32  # a multiple of the mesh's data x fsdp
+
+    # TPU hosts, at the paper's lengths (update rows of 8192 + 8192 bucketed tokens; prompts
+    # bucketed to 8192 + 8096 cache slots), as checked by scripts/compile_tpu.py (figures in
+    # docs/multihost.md): splash attention (model.attention=auto), one update row per chip per
+    # micro-batch (remat keeps only each layer's input), one prompt per chip per sampler call
+    # (x 8 difficulty rollouts: 8 KV caches of 16288 slots per chip).
+    if host in TPU_TOPOLOGIES:
+        c.rl.micro_batch_size = devices
+        c.sampling.batch_size = devices
 
     c.checkpoint.interval_steps = 25
     c.checkpoint.max_to_keep = 3
