@@ -83,6 +83,9 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("model", None, "architecture: a configs/azr.py model preset or 'tiny'")
 flags.DEFINE_list("programs", list(PROGRAMS), "which programs to compile")
+flags.DEFINE_string(
+    "summarize", None, "a folder of saved runs (stdout, *.log): print the docs table and exit"
+)
 flags.DEFINE_bool(
     "extrapolate",
     False,
@@ -423,8 +426,43 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def summary(paths: list[Path]) -> str:
+    """One markdown table (docs/multihost.md) from saved runs: the last JSON line of each log."""
+    rows = [
+        "| model | host (topology) | mesh d/f/t | train step peak | prefill peak + resident "
+        "| decode peak + resident | HBM | fits | est. update s | est. decode s |",
+        "|" + "---|" * 10,
+    ]
+    for path in sorted(paths):
+        r = json.loads(path.read_text().strip().splitlines()[-1])
+        p = r["programs"]
+        m = r["mesh"]
+
+        def cell(name, with_resident=True, p=p):
+            x = p.get(name)
+            if x is None:
+                return "-"
+            text = f"{x['peak_gib']:.1f}"
+            if with_resident and x["resident_gib"]:
+                text += f" + {x['resident_gib']:.1f}"
+            return text + ("" if x["fits"] else " (NO)")
+
+        hbm = next(iter(p.values()))["hbm_gib"] if p else "-"
+        rows.append(
+            f"| {r['preset']} | {r['host']} ({r['topology']}) | {m['data']}/{m['fsdp']}/"
+            f"{m['tensor']} | {cell('train_step', False)} | {cell('prefill')} | {cell('decode')} "
+            f"| {hbm} | {'yes' if r['fits'] else 'NO'} "
+            f"| {p.get('train_step', {}).get('est_step_s', '-')} "
+            f"| {p.get('decode', {}).get('est_step_s', '-')} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv) -> None:
     del argv
+    if FLAGS.summarize:
+        print(summary([p for p in Path(FLAGS.summarize).glob("*.log")]))
+        return
     c = _CONFIG.value
     model, host = preset_and_host(config_flags.get_config_filename(FLAGS["config"]))
     model = FLAGS.model or model

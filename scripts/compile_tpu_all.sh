@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every configs/azr.py preset x TPU host through scripts/compile_tpu.py, one at a time (each
+# compile is heavy), logs in artifacts/compile_tpu/MODEL,HOST.log; then the docs table:
+#   scripts/compile_tpu_all.sh [--extrapolate]
+#   .venv/bin/python scripts/compile_tpu.py --summarize=artifacts/compile_tpu
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY="${PY:-.venv/bin/python}"
+OUT=artifacts/compile_tpu
+mkdir -p "$OUT"
+MODELS="${MODELS:-qwen2.5-coder-3b qwen3-4b-base qwen2.5-coder-7b qwen2.5-7b llama-3.1-8b qwen2.5-coder-14b}"
+HOSTS="${HOSTS:-v5p-8 v4-8 v5e-8}"
+for model in $MODELS; do
+  for host in $HOSTS; do
+    log="$OUT/$model,$host.log"
+    [ -s "$log" ] && tail -1 "$log" | grep -q '"fits"' && continue  # done already
+    echo "== $model,$host"
+    "$PY" scripts/compile_tpu.py --config="configs/azr.py:$model,$host" "$@" >"$log.tmp" 2>"$log.err" \
+      && mv "$log.tmp" "$log" && tail -1 "$log" | cut -c1-200
+  done
+done
