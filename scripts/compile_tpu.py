@@ -218,6 +218,9 @@ def _extrapolate(one: dict, two: dict, layers: int) -> dict:
         for k in ("arguments", "outputs", "temporaries", "aliased", "flops")
     }
     out["seconds"] = one["seconds"] + two["seconds"]
+    for key in ("f32_cache_copies", "quadratic_arrays"):  # per layer: the 2-layer count
+        if key in two:
+            out[key] = two[key]
     if "error" in one or "error" in two:
         out["error"] = one.get("error") or two.get("error")
     return out
@@ -239,6 +242,9 @@ def _report(raw: dict, hbm_gib: float, resident: float) -> dict[str, Any]:
         "aliased_gib": round(raw["aliased"] / GIB, 3),
         "compile_s": round(raw["seconds"], 1),
     }
+    for key in ("f32_cache_copies", "quadratic_arrays"):
+        if key in raw:
+            out[key] = raw[key]
     if "error" in raw:
         out["error"] = raw["error"]
     return out
@@ -345,6 +351,24 @@ def _state_bytes(cfg: ModelConfig, c, mesh) -> tuple[float, float]:
     return per_device(state.params), per_device(state.opt_state)
 
 
+def decode_checks(hlo: str, cfg: ModelConfig, c) -> dict[str, int]:
+    """What the compiled decode step materialises, read from its optimized HLO: float32 arrays
+    as large as one layer's per-device K or V cache ([rows, kv heads, S, H], i.e. a float32 copy
+    of the cache; 0 expected in bfloat16), and arrays with two dimensions >= S (quadratic in
+    the cache length; 0 expected)."""
+    slots = _bucket(c.sampling.max_prompt_len) + max(
+        c.sampling.max_new_tokens, c.eval.max_new_tokens
+    )
+    f32_copies = quadratic = 0
+    for dtype, dims in re.findall(r"\b(f32|bf16|f16|s32|pred)\[([\d,]+)\]", hlo):
+        shape = [int(d) for d in dims.split(",") if d]
+        if dtype == "f32" and slots in shape and cfg.head_dim in shape and len(shape) >= 3:
+            f32_copies += 1
+        if sum(d >= slots for d in shape) >= 2:
+            quadratic += 1
+    return {"f32_cache_copies": f32_copies, "quadratic_arrays": quadratic}
+
+
 def _compile_all(cfg, c, mesh, hbm_gib, programs) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if "train_step" in programs:
@@ -361,6 +385,7 @@ def _compile_all(cfg, c, mesh, hbm_gib, programs) -> dict[str, dict]:
             out.update({name: pre for name in ("prefill", "decode") if name in programs})
         else:
             dec = _measure(lambda: both["exe"][1])
+            dec.update(decode_checks(both["exe"][1].as_text(), cfg, c))
             pre["seconds"] = dec["seconds"] = pre["seconds"] / 2
             out.update({k: v for k, v in (("prefill", pre), ("decode", dec)) if k in programs})
     return out

@@ -43,6 +43,8 @@ def test_tiny_config_compiles_for_v5e_with_splash():
         "--config.sampling.max_new_tokens=64",
         "--config.sampling.batch_size=4",
         "--config.azr.batch_size=2",
+        "--config.model.param_dtype=bfloat16",  # as the presets on TPU
+        "--config.model.dtype=bfloat16",
     ]
     proc = subprocess.run(
         cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
@@ -61,9 +63,13 @@ def test_tiny_config_compiles_for_v5e_with_splash():
         assert r["peak_gib"] == pytest.approx(total, abs=2e-3), name
         assert r["fits"] is True and r["tflops"] > 0, name
     assert result["fits"] is True
+    # The decode step, read from its optimized HLO: no float32 copy of a bfloat16 KV cache, and
+    # nothing quadratic in the cache length.
+    decode = result["programs"]["decode"]
+    assert (decode["f32_cache_copies"], decode["quadratic_arrays"]) == (0, 0)
 
     # The memory analysis is the compiler's, not a guess: the train step's arguments hold the
-    # float32 parameters and AdamW's two moments, fsdp-sharded over the 4 chips (by hand).
+    # bfloat16 parameters and AdamW's two moments, fsdp-sharded over the 4 chips (by hand).
     spec = importlib.util.spec_from_file_location(
         "memory_plan", REPO / "scripts" / "memory_plan.py"
     )
@@ -72,7 +78,7 @@ def test_tiny_config_compiles_for_v5e_with_splash():
     spec.loader.exec_module(plan)
     tiny = dict(layers=2, hidden=256, heads=4, kv_heads=2, head_dim=128, intermediate=512)
     arch = plan.Arch(**tiny, vocab=2048, tied=True, qkv_bias=True, qk_norm=False)
-    state_gib = 3 * 4 * plan.num_params(arch) / 4 / 2**30
+    state_gib = 3 * 2 * plan.num_params(arch) / 4 / 2**30  # bfloat16
     train = result["programs"]["train_step"]
     assert state_gib <= train["arguments_gib"] <= 1.2 * state_gib + 0.002
     assert train["aliased_gib"] == pytest.approx(state_gib, rel=0.2)  # the donated state
