@@ -11,12 +11,18 @@ sampling batch and lengths, micro-batch) and counts, per chip, in GiB:
   kv        KV cache of the rows a chip samples: 2 * layers * kv_heads * head_dim * 2 bytes
             (bfloat16) * (max_prompt_len + max_new_tokens) * rows per chip
   prefill   one layer's attention scores while prefilling those rows (model.attention=einsum:
-            [rows, heads, P, P] float32; cudnn on GPUs keeps no scores)
+            [rows, heads, P, P] float32; 0 with a flash kernel: splash on TPU, cudnn on GPU,
+            which model.attention=auto picks there in bfloat16)
   act       one training micro-batch under remat: each layer's input [rows, T, D] bfloat16, plus
             one layer's attention scores and probabilities [rows, heads, T, T] (float32 + bf16),
             plus one 512-position logits chunk [rows, 512, V] float32 and its gradient
 Sampling peak = state + sampler + kv + prefill; update peak = state + grads + act. A chip counts
 as full at 90% of its memory (XLA's own buffers and fragmentation take the rest).
+
+This is arithmetic, not the compiler: for TPU hosts `scripts/compile_tpu.py` compiles the real
+programs and its figures rule. When its saved runs exist (artifacts/compile_tpu/, from
+scripts/compile_tpu_all.sh), a third table sets the two side by side and says where they differ
+by more than 20%.
 """
 
 from __future__ import annotations
@@ -79,6 +85,17 @@ def load_preset(arg: str):
     return mod, mod.get_config(arg)
 
 
+def flash_attention(mod, host: str, c) -> bool:
+    """Whether the preset's attention on that host is a flash kernel (no [T, T] scores)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from azr_jax.model.config import resolve_attention
+
+    backend = "tpu" if host in getattr(mod, "TPU_TOPOLOGIES", {}) else "gpu"
+    return resolve_attention(c.model.attention, backend, c.model.dtype) in ("splash", "cudnn")
+
+
 def _mesh(devices: int, data: int, fsdp: int, tensor: int) -> tuple[int, int, int]:
     sizes = [data, fsdp, tensor]
     if -1 in sizes:
@@ -107,12 +124,15 @@ def plan_one(model: str, host: str, tensor: int | None = None) -> dict:
     seq = c.sampling.max_prompt_len + c.sampling.max_new_tokens
     heads_chip = a.heads / tens
     kv_row = 2 * a.layers * a.kv_heads * a.head_dim * ab * seq / tens
-    prefill_row = heads_chip * c.sampling.max_prompt_len**2 * 4
+    # A flash kernel (splash on TPU, cudnn on GPU: what model.attention=auto picks there in
+    # bfloat16) keeps no [T, T] scores in memory.
+    flash = flash_attention(mod, host, c)
+    prefill_row = 0.0 if flash else heads_chip * c.sampling.max_prompt_len**2 * 4
     sample_rows = c.sampling.batch_size / batch_chips
 
     def act(rows: float, t: int) -> float:
         saved = a.layers * rows * t * a.hidden * ab
-        scores = rows * heads_chip * t * t * (4 + ab)
+        scores = 0.0 if flash else rows * heads_chip * t * t * (4 + ab)
         logits = 2 * rows * LOGITS_CHUNK * a.vocab / tens * 4
         return saved + scores + logits
 
@@ -151,6 +171,7 @@ def plan_one(model: str, host: str, tensor: int | None = None) -> dict:
         "fit_micro_rows_per_chip": fit_micro_rows,
         "fit_len_one_row": fit_len,
         "seq": seq,
+        "flash": flash,
     }
 
 
@@ -219,11 +240,48 @@ def plan_all() -> list[dict]:
     return [plan_one(m, h) for m in ARCHS if m in mod.MODELS for h in mod.HOSTS]
 
 
+def against_compiler(rows: list[dict], folder: Path) -> tuple[str, list[dict]]:
+    """This plan's peaks beside scripts/compile_tpu.py's (saved logs in `folder`): where they
+    differ by more than 20% the compiler's figure is the one to trust (it is the real program)."""
+    out = [
+        "| model | host | plan update peak | compiler train step | plan sampling peak "
+        "| compiler decode + resident | agree within 20% |",
+        "|" + "---|" * 7,
+    ]
+    table = []
+    for r in rows:
+        log = folder / f"{r['model']},{r['host']}.log"
+        if not log.is_file():
+            continue
+        got = json.loads(log.read_text().strip().splitlines()[-1])["programs"]
+        if "train_step" not in got or "decode" not in got:
+            continue
+        train = got["train_step"]["peak_gib"]
+        dec = got["decode"]["peak_gib"] + got["decode"]["resident_gib"]
+        ok = all(
+            abs(plan - comp) <= 0.2 * comp
+            for plan, comp in ((r["update_peak_gib"], train), (r["sample_peak_gib"], dec))
+        )
+        table.append({"model": r["model"], "host": r["host"], "agree": ok})
+        out.append(
+            f"| {r['model']} | {r['host']} | {r['update_peak_gib']:.1f} | {train:.1f} "
+            f"| {r['sample_peak_gib']:.1f} | {dec:.1f} | "
+            + ("yes" if ok else "no: the compiler's figure rules")
+            + " |"
+        )
+    return "\n".join(out), table
+
+
 def main() -> None:
     rows = plan_all()
     lasting, attention = markdown(rows)
     print("GiB per chip, the presets' mesh (data=1, fsdp=all chips, tensor=1).\n")
     print(lasting + "\n\n" + attention + "\n")
+    compiled = Path(__file__).resolve().parent.parent / "artifacts" / "compile_tpu"
+    if compiled.is_dir():
+        text, _ = against_compiler(rows, compiled)
+        print("Against the TPU compiler (scripts/compile_tpu.py, artifacts/compile_tpu/):\n")
+        print(text + "\n")
     print(json.dumps({"archs": {k: asdict(a) for k, a in ARCHS.items()}, "plans": rows}))
 
 
