@@ -167,3 +167,25 @@ def test_auto_in_a_model_config_resolves_for_this_backend(qwen2_dir):
     assert hf_io.load_config(qwen2_dir, attention="auto").attention == "einsum"
     with pytest.raises(ValueError, match=r"attention 'flash' is not one of.*auto"):
         resolve_attention("flash", "cpu", "float32")
+
+
+def test_splash_prefill_equals_einsum_and_fills_the_same_cache(qwen2_dir):
+    """The sampler's prefill (a cache, cache_index 0) runs splash over the prompt: the same
+    logits at real positions and the same cache as the einsum path."""
+    cfg, params = hf_io.load_hf(qwen2_dir)
+    ids, pos, mask = _batch()
+    kv_mask = np.concatenate([mask, np.ones((8, 4), bool)], axis=1)  # 4 slots for new tokens
+    out = {}
+    for attention in ("einsum", "splash"):
+        c = cfg.replace(attention=attention)
+        cache = model_lib.init_cache(c, 8, 24 + 4)
+        out[attention] = model_lib.forward(params, c, ids, pos, kv_mask, cache, 0)
+    (ref, ref_cache), (got, got_cache) = out["einsum"], out["splash"]
+    np.testing.assert_allclose(np.asarray(got)[mask], np.asarray(ref)[mask], atol=1e-5)
+    # Real slots only: pad slots stay masked forever (their contents differ: an einsum pad query
+    # averages over nothing, a splash one attends to the pads).
+    real = np.broadcast_to(mask[:, None, :], (8, cfg.num_kv_heads, 24))
+    for a, b in zip(jax.tree.leaves(ref_cache), jax.tree.leaves(got_cache), strict=True):
+        a, b = np.asarray(a)[:, :, :24], np.asarray(b)[:, :, :24]  # [B, K, T, H]
+        assert np.abs(a).max() > 0.1
+        np.testing.assert_allclose(b[real], a[real], atol=1e-5)
