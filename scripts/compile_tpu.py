@@ -278,17 +278,21 @@ def compile_train_step(cfg: ModelConfig, c, mesh) -> Any:
         return step.jitted.lower(state, batch, rng).compile()
 
 
-def compile_sampler(cfg: ModelConfig, c, mesh, hbm_gib: float) -> tuple[Any, Any]:
+def sampler_keeps_a_copy(cfg: ModelConfig, mesh, hbm_gib: float) -> bool:
+    """sharding.sampling_rules' choice for a chip of `hbm_gib` (abstract devices report no
+    memory): whole weights per tensor shard when they fit in half a chip."""
+    param_bytes = cfg.num_params * jnp.dtype(cfg.param_dtype).itemsize
+    return param_bytes / mesh.shape["tensor"] <= 0.5 * hbm_gib * GIB
+
+
+def compile_sampler(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
     """The sampler's (prefill, decode) executables at its largest call."""
     from azr_jax.model import transformer as model_lib
 
     s = c.sampling
     longest = max(s.max_new_tokens, c.eval.max_new_tokens)
     p = _bucket(s.max_prompt_len)
-    # sharding.sampling_rules reads a real device's memory; abstract devices have none.
-    param_bytes = cfg.num_params * jnp.dtype(cfg.param_dtype).itemsize
-    whole = param_bytes / mesh.shape["tensor"] <= 0.5 * hbm_gib * GIB
-    rules = shd.SAMPLE_RULES if whole else shd.TRAIN_RULES
+    rules = shd.SAMPLE_RULES if copy else shd.TRAIN_RULES  # the full model's choice
     sampler = Sampler(cfg, mesh, rules=rules, max_cache_length=_bucket(s.max_prompt_len) + longest)
     settings = SamplingSettings(
         max_new_tokens=s.max_new_tokens,
@@ -369,7 +373,7 @@ def decode_checks(hlo: str, cfg: ModelConfig, c) -> dict[str, int]:
     return {"f32_cache_copies": f32_copies, "quadratic_arrays": quadratic}
 
 
-def _compile_all(cfg, c, mesh, hbm_gib, programs) -> dict[str, dict]:
+def _compile_all(cfg, c, mesh, copy: bool, programs) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if "train_step" in programs:
         out["train_step"] = _measure(lambda: compile_train_step(cfg, c, mesh))
@@ -377,7 +381,7 @@ def _compile_all(cfg, c, mesh, hbm_gib, programs) -> dict[str, dict]:
         both = {}
 
         def sampler():
-            both["exe"] = compile_sampler(cfg, c, mesh, hbm_gib)
+            both["exe"] = compile_sampler(cfg, c, mesh, copy)
             return both["exe"][0]
 
         pre = _measure(sampler)
@@ -402,15 +406,14 @@ def run(
     mesh = shd.make_mesh(c.mesh.data, c.mesh.fsdp, c.mesh.tensor, devices=devices)
     cfg = model_config(model, c)
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
+    sampler_copy = sampler_keeps_a_copy(cfg, mesh, hbm_gib)  # decided by the full model
     if extrapolate:
-        one = _compile_all(cfg.replace(num_layers=1), c, mesh, hbm_gib, programs)
-        two = _compile_all(cfg.replace(num_layers=2), c, mesh, hbm_gib, programs)
+        one = _compile_all(cfg.replace(num_layers=1), c, mesh, sampler_copy, programs)
+        two = _compile_all(cfg.replace(num_layers=2), c, mesh, sampler_copy, programs)
         raw = {k: _extrapolate(one[k], two[k], cfg.num_layers) for k in one}
     else:
-        raw = _compile_all(cfg, c, mesh, hbm_gib, programs)
+        raw = _compile_all(cfg, c, mesh, sampler_copy, programs)
     weights, moments = _state_bytes(cfg, c, mesh)
-    param_bytes = cfg.num_params * jnp.dtype(cfg.param_dtype).itemsize
-    sampler_copy = param_bytes / mesh.shape["tensor"] <= 0.5 * hbm_gib * GIB
     out: dict[str, Any] = {}
     for name, r in raw.items():
         resident = 0.0 if name == "train_step" else moments + (weights if sampler_copy else 0.0)
