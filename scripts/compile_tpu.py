@@ -358,8 +358,8 @@ def _state_bytes(cfg: ModelConfig, c, mesh) -> tuple[float, float]:
 def decode_checks(hlo: str, cfg: ModelConfig, c) -> dict[str, int]:
     """What the compiled decode step materialises, read from its optimized HLO: float32 arrays
     as large as one layer's per-device K or V cache ([rows, kv heads, S, H], i.e. a float32 copy
-    of the cache; 0 expected in bfloat16), and arrays with two dimensions >= S (quadratic in
-    the cache length; 0 expected)."""
+    of the cache; 0 expected in bfloat16), and arrays with two dimensions of S slots (quadratic
+    in the cache length; 0 expected)."""
     slots = _bucket(c.sampling.max_prompt_len) + max(
         c.sampling.max_new_tokens, c.eval.max_new_tokens
     )
@@ -368,7 +368,7 @@ def decode_checks(hlo: str, cfg: ModelConfig, c) -> dict[str, int]:
         shape = [int(d) for d in dims.split(",") if d]
         if dtype == "f32" and slots in shape and cfg.head_dim in shape and len(shape) >= 3:
             f32_copies += 1
-        if sum(d >= slots for d in shape) >= 2:
+        if shape.count(slots) >= 2:  # [.., S, .., S]: a score matrix over the cache
             quadratic += 1
     return {"f32_cache_copies": f32_copies, "quadratic_arrays": quadratic}
 
