@@ -90,7 +90,8 @@ flags.DEFINE_bool(
     "extrapolate",
     False,
     "compile 1- and 2-layer versions and extrapolate linearly to the model's layer count "
-    "(minutes instead of tens of minutes on a small CPU; the JSON says so)",
+    "(faster; the JSON says so): exact for weights, optimizer state and KV cache, an "
+    "overestimate of the train step's temporaries (only a full compile decides a train step)",
 )
 FLAGS = flags.FLAGS
 
