@@ -401,7 +401,10 @@ def run(
 ) -> dict[str, Any]:
     from jax.experimental import topologies
 
-    topo = topologies.get_topology_desc(topology_name=topology, platform="tpu")
+    # v4 chips run as one "megacore" device each (as on a v4 VM); libtpu's default is one
+    # device per TensorCore, with half the chip's HBM each.
+    kwargs = {"chip_config_name": "megacore"} if topology.startswith("v4") else {}
+    topo = topologies.get_topology_desc(topology_name=topology, platform="tpu", **kwargs)
     devices = list(topo.devices)
     gen, hbm_gib, peak_tflops = chip_of(devices[0])
     mesh = shd.make_mesh(c.mesh.data, c.mesh.fsdp, c.mesh.tensor, devices=devices)
