@@ -98,8 +98,8 @@ def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDic
     # docs/multihost.md): splash attention (model.attention=auto), one update row per chip per
     # micro-batch (remat keeps only each layer's input), one prompt per chip per sampler call
     # (x 8 difficulty rollouts: 8 KV caches of 16288 slots per chip). The compiler's word so far
-    # (docs/multihost.md): qwen2.5-coder-7b samples within v5p-8's HBM; its train step does NOT
-    # fit a v5e-8 chip at one 16384-token row per chip (16.8 GiB of temporaries on 15.75; with
+    # (docs/multihost.md): qwen2.5-coder-7b trains and samples within v5p-8's HBM; its train
+    # step does NOT fit v4-8 (35.5 of 32 GiB) nor a v5e-8 chip at one 16384-token row per chip (16.8 GiB of temporaries on 15.75; with
     # mesh.tensor=2, 18.4): it needs shorter update rows (packing) or larger chips.
     if host in TPU_TOPOLOGIES:
         c.rl.micro_batch_size = devices
