@@ -99,8 +99,8 @@ def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDic
     # micro-batch (remat keeps only each layer's input), one prompt per chip per sampler call
     # (x 8 difficulty rollouts: 8 KV caches of 16288 slots per chip). The compiler's word so far
     # (docs/multihost.md): qwen2.5-coder-7b trains and samples within v5p-8's HBM; its train
-    # step does NOT fit v4-8 (35.5 of 32 GiB) nor a v5e-8 chip at one 16384-token row per chip (16.8 GiB of temporaries on 15.75; with
-    # mesh.tensor=2, 18.4): it needs shorter update rows (packing) or larger chips.
+    # step does NOT fit v4-8 (35.5 of 32 GiB) nor v5e-8 (16.8 GiB of temporaries on 15.75; with
+    # mesh.tensor=2, 18.4) at one 16384-token row per chip: shorter rows (packing) or v5p.
     if host in TPU_TOPOLOGIES:
         c.rl.micro_batch_size = devices
         c.sampling.batch_size = devices
