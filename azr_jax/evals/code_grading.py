@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from azr_jax.executor.pool import ExecutorPool, Job, RunResult
 from azr_jax.evals.evaluation import EVAL_BANNED_BUILTINS, EVAL_BANNED_MODULES
+from azr_jax.executor.pool import ExecutorPool, Job, RunResult
 
 CODE_MODULES = ("sys", "io", "time", "datetime", "_datetime", "calendar")
 CODE_BUILTINS = ("exec", "compile", "input")
@@ -426,4 +426,3 @@ def grade_livecodebench(
         {"passed": first is None, "verdict": "correct" if first is None else verdict}
         for first, verdict in firsts
     ]
-

@@ -91,7 +91,9 @@ def verify_answers(
     """
     if len(golds) != len(answers):
         raise ValueError(f"{len(golds)} gold answers but {len(answers)} answers")
-    items = [json.dumps({"gold": g, "answer": a}) + "\n" for g, a in zip(golds, answers)]
+    items = [
+        json.dumps({"gold": g, "answer": a}) + "\n" for g, a in zip(golds, answers, strict=True)
+    ]
     results: list[dict] = []
     limit = 3 * timeout_s + 10.0
     while len(results) < len(items):

@@ -112,8 +112,12 @@ def read_responses(path: str | Path, suite_names: Sequence[str] = ()) -> list[di
     return out
 
 
-def model_responses(prompts: Sequence[tuple[str, int, str]], texts: Sequence[Sequence[str]],
-                    suite: dict[str, list[dict]], sample_base: int) -> list[dict]:
+def model_responses(
+    prompts: Sequence[tuple[str, int, str]],
+    texts: Sequence[Sequence[str]],
+    suite: dict[str, list[dict]],
+    sample_base: int,
+) -> list[dict]:
     """Responses as `grade` takes them, from `generation.generate_responses` output.
 
     Args:
@@ -166,27 +170,36 @@ def grade(
     by_bench: dict[str, list[int]] = defaultdict(list)
     for k, r in enumerate(mine):
         by_bench[r["benchmark"]].append(k)
+    math_items: list[tuple[int, dict, dict]] = []  # every math benchmark in one child
     for name, ks in by_bench.items():
         kind = bm.BENCHMARKS[name].kind
         records = suite[name]
-        items = [(index[name][mine[k]["task_id"]], mine[k]) for k in ks]
         if kind == "math":
-            got = _grade_math(records, items, math_timeout_s)
-            if progress is not None:
-                progress(len(items))
-        else:
-            if code_pool is None:
-                raise ValueError(f"{name} needs an executor pool (code_grading.code_pool())")
-            got = _grade_code(name, kind, records, items, code_pool, wave, progress)
-        for k, v in zip(ks, got, strict=True):
-            r = mine[k]
-            verdicts[k] = {
-                "benchmark": name,
-                "task_id": r["task_id"],
-                "sample": r["sample"],
-                **v,
-            }
+            math_items += [(k, records[index[name][mine[k]["task_id"]]], mine[k]) for k in ks]
+            continue
+        if code_pool is None:
+            raise ValueError(f"{name} needs an executor pool (code_grading.code_pool())")
+        items = [(index[name][mine[k]["task_id"]], mine[k]) for k in ks]
+        got = _grade_code(name, kind, records, items, code_pool, wave, progress)
+        verdicts = _place(verdicts, mine, ks, got)
+    if math_items:
+        got = _grade_math([(rec, r) for _, rec, r in math_items], math_timeout_s)
+        verdicts = _place(verdicts, mine, [k for k, _, _ in math_items], got)
+        if progress is not None:
+            progress(len(math_items))
     return distributed.gather_shares(verdicts)
+
+
+def _place(verdicts: list, mine: Sequence[dict], ks: Sequence[int], got: Sequence[dict]) -> list:
+    for k, v in zip(ks, got, strict=True):
+        r = mine[k]
+        verdicts[k] = {
+            "benchmark": r["benchmark"],
+            "task_id": r["task_id"],
+            "sample": r["sample"],
+            **v,
+        }
+    return verdicts
 
 
 def _code_of(response: dict) -> tuple[str | None, str]:
@@ -219,7 +232,11 @@ def _grade_code(name, kind, records, items, pool, wave, progress) -> list[dict]:
     if kind == "evalplus":
         needed = sorted({i for i, _ in candidates})
         expected_of = dict(
-            zip(needed, code_grading.evalplus_expected(pool, [records[i] for i in needed], progress))
+            zip(
+                needed,
+                code_grading.evalplus_expected(pool, [records[i] for i in needed], progress),
+                strict=True,
+            )
         )
         problems = list(records)
         expected = [expected_of.get(i, []) for i in range(len(records))]
@@ -241,17 +258,18 @@ def _grade_code(name, kind, records, items, pool, wave, progress) -> list[dict]:
     return out  # type: ignore[return-value]
 
 
-def _grade_math(records, items, timeout_s) -> list[dict]:
+def _grade_math(items, timeout_s) -> list[dict]:
+    """items: (record, response) pairs."""
     out: list[dict | None] = [None] * len(items)
     golds, answers, owners = [], [], []
-    for j, (i, response) in enumerate(items):
+    for j, (record, response) in enumerate(items):
         answer = math_grading.last_boxed(response["text"])
         if answer is None and response["raw"]:
             answer = response["text"].strip()
         if not answer:
             out[j] = {"correct": False, "verdict": "no \\boxed{} answer", "answer": None}
             continue
-        golds.append(records[i]["answer"])
+        golds.append(record["answer"])
         answers.append(answer)
         owners.append(j)
     for j, answer, v in zip(
