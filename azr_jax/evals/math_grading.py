@@ -95,10 +95,16 @@ def verify_answers(
         json.dumps({"gold": g, "answer": a}) + "\n" for g, a in zip(golds, answers, strict=True)
     ]
     results: list[dict] = []
-    limit = 3 * timeout_s + 10.0
+    limit = _watchdog_s(timeout_s)
     while len(results) < len(items):
         results += _run_worker(items[len(results) :], timeout_s, memory_mb, python, limit)
     return results
+
+
+def _watchdog_s(timeout_s: int) -> float:
+    """How long one answer may take before its child is killed: a parse of gold and answer
+    and a comparison, each within math-verify's own limit, plus start-up slack."""
+    return 3 * timeout_s + 10.0
 
 
 def _run_worker(

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from azr_jax.evals import code_grading as cg
 from azr_jax.evals import benchmarks as bm
+from azr_jax.evals import code_grading as cg
 from tests.evals import publisher_files as pf
 
 
