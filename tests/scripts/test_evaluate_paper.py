@@ -1,6 +1,6 @@
 """scripts/evaluate.py's paper table: --responses on publisher-format fixtures (canonical
 answers score 100 on all nine, table and files written, --compare draws the PNG), a tiny model
-generating greedy and sampled answers, and a missing benchmark file's message."""
+generating greedy and sampled answers."""
 
 import json
 import os
@@ -80,7 +80,7 @@ def test_a_model_generates_greedy_and_sampled_answers(data_dir, tmp_path):
         f"--model_dir={model}",
         "--config.eval.benchmarks=mbpp_plus,aime24",
         f"--config.eval.data_dir={data_dir}",
-        "--config.eval.max_problems=2",
+        "--config.eval.max_problems=1",
         "--config.eval.num_samples=2",
         "--config.eval.pass_k=1,2",
         "--config.eval.max_new_tokens=8",
@@ -90,19 +90,6 @@ def test_a_model_generates_greedy_and_sampled_answers(data_dir, tmp_path):
         assert 0.0 <= summary[key] <= 1.0, key
     assert summary["model"] == model.name
     verdicts = [json.loads(x) for x in (out / "eval" / f"hf_{model.name}.paper.jsonl").open()]
-    # 2 problems x 2 benchmarks x (1 greedy + 2 samples)
-    assert len(verdicts) == 12
+    # 1 problem x 2 benchmarks x (1 greedy + 2 samples)
+    assert len(verdicts) == 6
     assert sorted({v["sample"] for v in verdicts}) == [-1, 0, 1]
-
-
-def test_missing_benchmark_file_is_a_clear_error(tmp_path):
-    responses = pf.responses_file(tmp_path / "r.jsonl", {"math500": {"x": "\\boxed{1}"}})
-    res = _evaluate(
-        f"--config.output_dir={tmp_path / 'run'}",
-        "--config.eval.benchmarks=math500",
-        f"--config.eval.data_dir={tmp_path}",
-        f"--responses={responses}",
-        ok=False,
-    )
-    assert res.returncode != 0
-    assert "math500.jsonl not found" in res.stderr and "HuggingFaceH4/MATH-500" in res.stderr
