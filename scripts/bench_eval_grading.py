@@ -7,7 +7,9 @@ problems, repeated to `--problems`, each with `--tests` inputs):
 - `per_test`: the project's grading, one sandboxed run per test (`code_grading.grade_evalplus`,
   the canonical solution as the candidate: every test runs);
 - `batched` (the reference): one sandboxed run per problem that calls the solution on every
-  input in a loop and returns all outputs (what a harness without per-test limits would do).
+  input in a loop and returns all outputs (what a harness without per-test limits would do);
+- `per_test_default_preload`: the per-test runs again in a pool with the executor's default
+  preload (no `typing`), against `code_grading.CODE_PRELOAD` (alternating, best of 3 each).
 Math, side by side on `--answers` (gold, answer) pairs: `child` is `math_grading.verify_answers`
 (math-verify in a child process, its start-up included); `in_process` calls math-verify here
 (the reference; unsafe for model text, see math_grading.py).
@@ -27,7 +29,7 @@ sys.path.insert(0, REPO)
 
 from azr_jax.evals import code_grading as cg  # noqa: E402
 from azr_jax.evals import math_grading  # noqa: E402
-from azr_jax.executor.pool import Job  # noqa: E402
+from azr_jax.executor.pool import DEFAULT_PRELOAD, ExecutorPool, Job  # noqa: E402
 from tests.evals import publisher_files as pf  # noqa: E402
 
 
@@ -94,6 +96,34 @@ def main() -> None:
         t_batched = time.perf_counter() - t
         assert ok == len(probs)
 
+    per_test_jobs = [
+        Job(p["prompt"] + p["canonical_solution"], cg.py_source(a)[1:-1], entry=p["entry_point"])
+        for p in probs
+        for a in cg.evalplus_tests(p)
+    ]
+    preload_ab = {}
+    pools = {
+        name: ExecutorPool(
+            workers=args.workers,
+            timeout_s=6.0,
+            banned_modules=cg.CODE_BANNED_MODULES,
+            banned_builtins=cg.CODE_BANNED_BUILTINS,
+            max_output_chars=cg.CODE_MAX_OUTPUT_CHARS,
+            preload=preload,
+        )
+        for name, preload in (("default", DEFAULT_PRELOAD), ("code", cg.CODE_PRELOAD))
+    }
+    try:
+        for _ in range(3):
+            for name, p in pools.items():
+                t = time.perf_counter()
+                assert all(r.status == "ok" for r in p.run_many(per_test_jobs))
+                rate = len(per_test_jobs) / (time.perf_counter() - t)
+                preload_ab[name] = max(preload_ab.get(name, 0.0), rate)
+    finally:
+        for p in pools.values():
+            p.close()
+
     pairs = [
         ("\\frac{1}{2}", "0.5"),
         ("2\\sqrt{3}", "\\sqrt{12}"),
@@ -126,6 +156,9 @@ def main() -> None:
                 "per_test_tests_per_s": n_tests / t_per_test,
                 "batched_tests_per_s": n_tests / t_batched,
                 "per_test_over_batched_time": t_per_test / t_batched,
+                "per_test_default_preload_tests_per_s": preload_ab["default"],
+                "per_test_code_preload_tests_per_s": preload_ab["code"],
+                "code_preload_speedup": preload_ab["code"] / preload_ab["default"],
                 "answers": args.answers,
                 "math_child_answers_per_s": args.answers / t_child,
                 "math_in_process_answers_per_s": args.answers / t_here,
