@@ -260,8 +260,15 @@ def _livecodebench(raw: dict, index: int) -> dict[str, Any]:
     kinds = {t["testtype"] for t in tests}
     if kinds - {"functional", "stdin"} or len(kinds) != 1:
         raise ValueError(f"test types {sorted(kinds)}: expected all 'functional' or all 'stdin'")
-    if "functional" in kinds and not func_name:
-        raise ValueError("functional tests but no metadata.func_name")
+    if "functional" in kinds:
+        if not func_name:
+            raise ValueError("functional tests but no metadata.func_name")
+        for t, test in enumerate(tests):
+            try:  # one JSON value per input line, one for the output (as LiveCodeBench reads)
+                [json.loads(line) for line in test["input"].split("\n")]
+                json.loads(test["output"])
+            except json.JSONDecodeError as e:
+                raise ValueError(f"functional test {t} is not JSON lines ({e.msg})") from None
     return {
         "id": str(raw["question_id"]),
         "question": str(raw["question_content"]),

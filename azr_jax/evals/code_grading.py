@@ -300,14 +300,19 @@ def grade_evalplus(
     out = []
     for (i, _), (first, verdict) in zip(candidates, firsts, strict=True):
         n_base = len(problems[i]["base_input"])
-        out.append(
-            {
-                "base": first is None or first >= n_base,
-                "plus": first is None,
-                "verdict": "correct" if first is None else verdict,
-                "dropped_tests": sum(not ok for ok, _ in expected[i]),
-            }
-        )
+        gradable = [ok for ok, _ in expected[i]]
+        result = {
+            "base": first is None or first >= n_base,
+            "plus": first is None,
+            "verdict": "correct" if first is None else verdict,
+            "dropped_tests": gradable.count(False),
+        }
+        # Never a vacuous pass: a part whose every reference run failed grades nothing.
+        if not any(gradable[:n_base]):
+            result.update(base=False, plus=False, verdict="no base test could be graded")
+        elif not any(gradable[n_base:]) and gradable[n_base:]:
+            result.update(plus=False, verdict="no plus test could be graded")
+        out.append(result)
     return out
 
 

@@ -286,7 +286,8 @@ def summarize(
     """The report's numbers (fractions in [0, 1]).
 
     Keys: one per benchmark (greedy pass@1 when greedy answers were graded, else the sampled
-    pass@1), `<name>/base` (EvalPlus base tests only), `<name>/pass@k` for every k in `ks`
+    pass@1), `<name>/base` (EvalPlus base tests only), `<name>/dropped_tests` (EvalPlus tests
+    left out because the canonical solution's run failed), `<name>/pass@k` for every k in `ks`
     that the sample count allows, `<name>/n` (problems), `code_avg`, `math_avg` (means over
     the benchmarks present) and `overall_avg` (the mean of the two averages, as the paper's
     AVG; one of them alone when only one kind was evaluated).
@@ -307,6 +308,11 @@ def summarize(
                 summary[f"{name}/base"] = sum(
                     bool(greedy.get(i, {}).get("base")) for i in ids
                 ) / len(ids)
+        if bm.BENCHMARKS[name].kind == "evalplus":  # tests whose reference run failed
+            dropped: dict[str, int] = {}
+            for v in mine:  # the same per problem; malformed answers carry none
+                dropped[v["task_id"]] = max(dropped.get(v["task_id"], 0), v.get("dropped_tests", 0))
+            summary[f"{name}/dropped_tests"] = sum(dropped.values())
         if sampled:
             counts = [
                 (len(sampled.get(i, [])), sum(v["correct"] for v in sampled.get(i, [])))

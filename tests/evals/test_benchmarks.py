@@ -106,3 +106,12 @@ def test_compressed_tests_decode_and_hostile_pickles_are_refused(tmp_path, monke
         bm.decode_compressed_tests(not_text)
     with pytest.raises(ValueError, match="neither JSON nor base64"):
         bm.decode_compressed_tests("not base64 ###")
+
+
+def test_livecodebench_functional_tests_must_be_json(tmp_path):
+    record = dict(pf.LIVECODEBENCH[0], public_test_cases=json.dumps(
+        [{"input": "[1, 2\n3", "output": "[0]", "testtype": "functional"}]
+    ), private_test_cases="[]")  # fmt: skip
+    (tmp_path / "livecodebench.jsonl").write_text(json.dumps(record) + "\n")
+    with pytest.raises(ValueError, match=r"livecodebench.jsonl:1: .*functional test 0 is not JSON"):
+        bm.load("livecodebench", tmp_path)

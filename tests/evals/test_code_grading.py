@@ -211,3 +211,29 @@ def test_code_benchmarks_refuse_a_training_pool():
     with evaluation.evaluation_pool(workers=1) as p:
         with pytest.raises(ValueError, match="code_grading.code_pool"):
             cg.check_code_pool(p)
+
+
+def test_failed_reference_runs_drop_tests_and_never_pass_vacuously(pool):
+    problem = {
+        "id": "X/0",
+        "prompt": "",
+        "entry_point": "g",
+        # a set output travels; a generator does not (its test is dropped); 0 raises
+        "canonical_solution": (
+            "def g(x):\n    if x == 1:\n        return (i for i in range(2))\n"
+            "    return {x, 1 / x}\n"
+        ),
+        "base_input": [[2], [1]],
+        "plus_input": [[0]],
+        "atol": 0.0,
+    }
+    expected = cg.evalplus_expected(pool, [problem])
+    assert [ok for ok, _ in expected[0]] == [True, False, False]
+    right = "def g(x):\n    return {x, 1 / x}\n"
+    got = cg.grade_evalplus(pool, "humaneval_plus", [problem], expected, [(0, right)])
+    assert got[0]["base"] and got[0]["dropped_tests"] == 2
+    assert not got[0]["plus"] and got[0]["verdict"] == "no plus test could be graded"
+    broken = dict(problem, canonical_solution="def g(x):\n    raise ValueError\n")
+    expected = cg.evalplus_expected(pool, [broken])
+    got = cg.grade_evalplus(pool, "humaneval_plus", [broken], expected, [(0, right)])
+    assert not got[0]["base"] and got[0]["verdict"] == "no base test could be graded"
