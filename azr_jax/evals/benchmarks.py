@@ -23,6 +23,13 @@ first element, a number becomes text, `$...$` is unwrapped), else the last `\\bo
 Qwen2.5-Math / SimpleRL-Zoo evaluation harness (the AZR authors' math evaluation) work once
 each `*/test.jsonl` is copied to the name above.
 
+MBPP+ inputs: JSON has no tuples or sets, and EvalPlus restores them for some tasks with its
+own `evalplus.data.mbpp.mbpp_deserialize_inputs`. When the `evalplus` package is installed
+(`pip install evalplus`; not a dependency: it pulls in API clients) that function is applied,
+as EvalPlus does; otherwise the inputs stay as JSON decodes them (both the canonical solution
+and the candidates get the same lists), a warning says so, and the summary's
+`mbpp_plus/inputs_restored` is 0.
+
 LiveCodeBench's `private_test_cases` is plain JSON or base64(zlib(pickle(JSON text))). Its
 pickle is decoded here by an unpickler that refuses every global (`find_class` raises), so only
 builtin str/bytes/list/dict/tuple/number values can come out, and it must be a str; zlib output
@@ -35,6 +42,7 @@ import base64
 import gzip
 import io
 import json
+import logging
 import pickle
 import zlib
 from collections.abc import Iterator
@@ -43,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from azr_jax.evals.math_grading import last_boxed
+
+log = logging.getLogger(__name__)
 
 CODE_BENCHMARKS = ("humaneval_plus", "mbpp_plus", "livecodebench")
 MATH_BENCHMARKS = ("aime24", "aime25", "amc23", "math500", "minerva", "olympiadbench")
@@ -205,7 +215,29 @@ def load(name: str, data_dir: str | Path, max_records: int = 0) -> list[dict[str
             break
     if not records:
         raise ValueError(f"{path} holds no records; expected the format of {b.source}")
+    if name == "mbpp_plus":
+        restore_mbpp_inputs(records)
     return records
+
+
+def restore_mbpp_inputs(records: list[dict[str, Any]]) -> bool:
+    """Applies EvalPlus's MBPP+ input deserializer when `evalplus` is installed (see the module
+    docstring); marks each record's `inputs_restored`. Returns whether it was applied."""
+    try:
+        from evalplus.data.mbpp import mbpp_deserialize_inputs
+    except ImportError:
+        log.warning(
+            "MBPP+: evalplus is not installed, so inputs stay JSON lists (EvalPlus turns some "
+            "into tuples/sets); pip install evalplus to grade exactly as EvalPlus"
+        )
+        for r in records:
+            r["inputs_restored"] = False
+        return False
+    for r in records:
+        for key in ("base_input", "plus_input"):
+            r[key] = [list(args) for args in mbpp_deserialize_inputs(r["id"], r[key])]
+        r["inputs_restored"] = True
+    return True
 
 
 def _lines(path: Path) -> Iterator[tuple[str, dict]]:

@@ -106,11 +106,18 @@ def check_code_pool(pool: ExecutorPool) -> None:
 
 
 def py_source(value: Any) -> str:
-    """Python source that rebuilds a JSON-decoded value (non-finite floats included)."""
+    """Python source that rebuilds an input value: JSON's (non-finite floats included), and the
+    tuples, sets and complex numbers EvalPlus's MBPP+ inputs may hold."""
     if isinstance(value, float) and not math.isfinite(value):
         return f"float({str(value)!r})"
     if isinstance(value, list):
         return "[" + ", ".join(py_source(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + "".join(py_source(v) + ", " for v in value) + ")"
+    if isinstance(value, (set, frozenset)):
+        body = ", ".join(py_source(v) for v in value)
+        text = "{" + body + "}" if value else "set()"
+        return text if isinstance(value, set) else f"frozenset({text})"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{py_source(k)}: {py_source(v)}" for k, v in value.items()) + "}"
     return repr(value)

@@ -308,6 +308,10 @@ def summarize(
                 summary[f"{name}/base"] = sum(
                     bool(greedy.get(i, {}).get("base")) for i in ids
                 ) / len(ids)
+        if name == "mbpp_plus":
+            summary[f"{name}/inputs_restored"] = float(
+                all(r.get("inputs_restored", False) for r in records)
+            )
         if bm.BENCHMARKS[name].kind == "evalplus":  # tests whose reference run failed
             dropped: dict[str, int] = {}
             for v in mine:  # the same per problem; malformed answers carry none

@@ -237,3 +237,36 @@ def test_failed_reference_runs_drop_tests_and_never_pass_vacuously(pool):
     expected = cg.evalplus_expected(pool, [broken])
     got = cg.grade_evalplus(pool, "humaneval_plus", [broken], expected, [(0, right)])
     assert not got[0]["base"] and got[0]["verdict"] == "no base test could be graded"
+
+
+def test_py_source_round_trips_inputs():
+    values = [[1, [2.5, "a"]], (1,), (), {1, 2}, set(), frozenset({3}), {"k": (1, 2)}, 1 + 2j]
+    values += [float("inf"), [float("-inf")], (float("nan"),)]
+    for v in values:
+        back = eval(cg.py_source(v))  # our own source text of test inputs, checked here
+        assert type(back) is type(v) and repr(back) == repr(v)
+
+
+def test_mbpp_inputs_restored_by_evalplus_when_installed(monkeypatch, pool):
+    """With evalplus importable, its deserializer's tuples reach the programs (a stand-in module
+    here: the real one needs the package, not a dependency)."""
+    import sys
+    import types
+
+    fake = types.ModuleType("evalplus.data.mbpp")
+    fake.mbpp_deserialize_inputs = lambda task_id, inputs: [
+        [tuple(a) if isinstance(a, list) else a for a in args] for args in inputs
+    ]
+    for name in ("evalplus", "evalplus.data"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "evalplus.data.mbpp", fake)
+    records = [dict(pf.MBPP_PLUS[0], id="Mbpp/2")]
+    assert bm.restore_mbpp_inputs(records)
+    assert records[0]["base_input"][0] == [(3, 4, 5, 6), (5, 7, 4, 10)]
+    kinds = "def similar_elements(a, b):\n    return [type(a).__name__, type(b).__name__]\n"
+    problem = dict(records[0], prompt="", canonical_solution=kinds, atol=0.0)
+    expected = cg.evalplus_expected(pool, [problem])
+    assert expected[0][0] == (True, ["tuple", "tuple"])
+    monkeypatch.setitem(sys.modules, "evalplus.data.mbpp", None)  # not installed
+    plain = [dict(pf.MBPP_PLUS[0], id="Mbpp/2")]
+    assert not bm.restore_mbpp_inputs(plain) and plain[0]["inputs_restored"] is False
