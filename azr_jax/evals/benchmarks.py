@@ -381,3 +381,30 @@ def _math(raw: dict, index: int) -> dict[str, Any]:
         answer = answer.strip("$").strip()
     ident = next((raw[k] for k in ("id", "ID", "unique_id", "idx") if k in raw), index)
     return {"id": str(ident), "problem": problem, "answer": answer}
+
+
+def within_dates(records: list[dict[str, Any]], window: str) -> list[dict[str, Any]]:
+    """LiveCodeBench records whose `contest_date` lies in `window` ("YYYY-MM-DD,YYYY-MM-DD",
+    both ends inclusive, either may be empty; "" keeps all), as LiveCodeBench's release
+    windows are chosen (e.g. problems after a model's cut-off).
+
+    Raises:
+      ValueError: a malformed window, or a record without a date when a window is set.
+    """
+    if not window.strip():
+        return list(records)
+    parts = [p.strip() for p in window.split(",")]
+    if len(parts) != 2 or not all(p == "" or (len(p) == 10 and p[4] == p[7] == "-") for p in parts):
+        raise ValueError(
+            f"eval.livecodebench_dates={window!r}: expected 'YYYY-MM-DD,YYYY-MM-DD' "
+            "(either end may be empty)"
+        )
+    since, until = parts
+    out = []
+    for r in records:
+        day = r["contest_date"][:10]
+        if not day:
+            raise ValueError(f"livecodebench {r['id']}: no contest_date to filter by")
+        if (not since or day >= since) and (not until or day <= until):
+            out.append(r)
+    return out

@@ -31,9 +31,14 @@ _MAX_ANSWER = 2000
 
 
 def load_suite(
-    names: Sequence[str], data_dir: str | Path, max_problems: int = 0
+    names: Sequence[str], data_dir: str | Path, max_problems: int = 0, lcb_dates: str = ""
 ) -> dict[str, list[dict]]:
-    """Each benchmark's records (every file is checked before anything is generated)."""
+    """Each benchmark's records (every file is checked before anything is generated).
+
+    Args:
+      max_problems: keep the first N of each benchmark (0: all), after the date window.
+      lcb_dates: LiveCodeBench's contest-date window (`benchmarks.within_dates`).
+    """
     missing = []
     for name in names:
         try:
@@ -42,7 +47,15 @@ def load_suite(
             missing.append(str(e))
     if missing:
         raise FileNotFoundError("\n".join(missing))
-    return {name: bm.load(name, data_dir, max_problems) for name in names}
+    out = {}
+    for name in names:
+        records = bm.load(name, data_dir)
+        if name == "livecodebench":
+            records = bm.within_dates(records, lcb_dates)
+            if not records:
+                raise ValueError(f"livecodebench: no problem within {lcb_dates!r}")
+        out[name] = records[:max_problems] if max_problems else records
+    return out
 
 
 def suite_prompts(suite: dict[str, list[dict]]) -> list[tuple[str, int, str]]:

@@ -201,6 +201,10 @@ def _check_paper_eval(v, need) -> None:
     except ValueError as e:
         need(False, "eval.suite / eval.benchmarks", str(e))
     need(v.max_problems >= 0, "eval.max_problems", "must be >= 0 (0 = all)")
+    try:
+        benchmarks.within_dates([], v.livecodebench_dates)
+    except ValueError as e:
+        need(False, "eval.livecodebench_dates", str(e))
     need(v.num_samples >= 0, "eval.num_samples", "must be >= 0 (0 = greedy only)")
     need(
         v.greedy or v.num_samples > 0,

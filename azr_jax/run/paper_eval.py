@@ -53,7 +53,9 @@ def evaluate_paper(
         raise ValueError(
             "no benchmarks: set --config.eval.suite=paper or --config.eval.benchmarks=..."
         )
-    benches = suite.load_suite(names, config.eval.data_dir, config.eval.max_problems)
+    benches = suite.load_suite(
+        names, config.eval.data_dir, config.eval.max_problems, config.eval.livecodebench_dates
+    )
     show = dist.is_writer()
     if rows is None:
         rows = _generate(config, benches, generator, params, settings, show)

@@ -115,3 +115,13 @@ def test_livecodebench_functional_tests_must_be_json(tmp_path):
     (tmp_path / "livecodebench.jsonl").write_text(json.dumps(record) + "\n")
     with pytest.raises(ValueError, match=r"livecodebench.jsonl:1: .*functional test 0 is not JSON"):
         bm.load("livecodebench", tmp_path)
+
+
+def test_livecodebench_date_window(data_dir):
+    records = bm.load("livecodebench", data_dir)  # contest dates 2024-08-01 and 2024-09-01
+    assert [r["id"] for r in bm.within_dates(records, "")] == ["1", "abc000_a"]
+    assert [r["id"] for r in bm.within_dates(records, "2024-08-15,")] == ["abc000_a"]
+    assert [r["id"] for r in bm.within_dates(records, ",2024-08-01")] == ["1"]
+    assert bm.within_dates(records, "2025-01-01,2025-02-01") == []
+    with pytest.raises(ValueError, match="expected 'YYYY-MM-DD,YYYY-MM-DD'"):
+        bm.within_dates(records, "2024-08")
