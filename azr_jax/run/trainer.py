@@ -363,8 +363,21 @@ def periodic_eval(run: Run, config) -> dict[str, float]:
     finally:
         pool.close()
     out = {f"eval/{k}": float(v) for k, v in summary.items()}
+    out.update(periodic_paper_eval(run, config))
     out["time/eval_s"] = time.perf_counter() - t
     return out
+
+
+def periodic_paper_eval(run: Run, config) -> dict[str, float]:
+    """The paper's table (issue 15) as `eval/*` metrics, when eval.suite/benchmarks asks for it."""
+    from azr_jax.run import paper_eval
+
+    if not paper_eval.selected(config):
+        return {}
+    summary, _ = paper_eval.evaluate_paper(
+        config, run.policy.generator, run.state.params, run.policy.settings
+    )
+    return {f"eval/{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float))}
 
 
 def train_and_evaluate(config) -> dict[str, Any]:

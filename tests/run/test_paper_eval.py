@@ -62,3 +62,26 @@ def test_errors_before_any_model_work(tmp_path):
     pf.write_all(tmp_path)
     with pytest.raises(ValueError, match="needs a policy"):
         paper_eval.evaluate_paper(c)
+
+
+def test_periodic_evaluation_adds_the_table_only_when_asked(monkeypatch):
+    from types import SimpleNamespace
+
+    from azr_jax.run import trainer
+
+    run = SimpleNamespace(
+        policy=SimpleNamespace(generator="G", settings="S"), state=SimpleNamespace(params="P")
+    )
+    calls = []
+
+    def fake(config, generator, params, settings):
+        calls.append((generator, params, settings))
+        return {"aime24": 0.5, "aime24/n": 2, "overall_avg": 0.5}, []
+
+    monkeypatch.setattr(paper_eval, "evaluate_paper", fake)
+    c = default_config()
+    assert trainer.periodic_paper_eval(run, c) == {} and not calls
+    c.eval.benchmarks = "aime24"
+    got = trainer.periodic_paper_eval(run, c)
+    assert got == {"eval/aime24": 0.5, "eval/aime24/n": 2.0, "eval/overall_avg": 0.5}
+    assert calls == [("G", "P", "S")]
