@@ -403,7 +403,9 @@ def grade_livecodebench(
     """
     check_code_pool(pool)
     programs = [
-        lcb_functional_program(problems[i], code) if problems[i]["func_name"] else code
+        lcb_functional_program(problems[i], code)
+        if problems[i]["func_name"]
+        else f"{LCB_PRELUDE}\n{code}\n"
         for i, code in candidates
     ]
     expected_cache: dict[tuple[int, int], Any] = {}
