@@ -6,8 +6,9 @@ Responses come from the model (`generation.py`) or from a file (`read_responses`
 way: score outputs made anywhere). A problem with no response scores 0.
 
 Multi-host: every host holds every response (generation is one SPMD program); `grade` takes
-this host's share of the responses (`distributed.my_share`), grades it and gathers every
-host's verdicts (`distributed.gather_shares`), so each host returns the whole list.
+this host's share of the responses (`distributed.my_share` of a fixed shuffle, so that code
+and math mix on every host), grades it and gathers every host's verdicts
+(`distributed.gather_shares`), so each host returns the whole list, in order.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from azr_jax.evals import benchmarks as bm
 from azr_jax.evals import code_grading, math_grading, paper_prompts, passk
@@ -178,7 +181,10 @@ def grade(
                 f"{r['benchmark']}: no task {r['task_id']!r} in its file (ids look like "
                 f"{next(iter(index[r['benchmark']]))!r})"
             )
-    mine = [responses[i] for i in distributed.my_share(len(responses))]
+    # A fixed shuffle before the split, so each host gets a mix of cheap (math) and dear (code)
+    # responses; undone after the gather.
+    order = np.random.default_rng(0).permutation(len(responses))
+    mine = [responses[i] for i in order[distributed.my_share(len(responses))]]
     verdicts: list[dict | None] = [None] * len(mine)
     by_bench: dict[str, list[int]] = defaultdict(list)
     for k, r in enumerate(mine):
@@ -200,7 +206,11 @@ def grade(
         verdicts = _place(verdicts, mine, [k for k, _, _ in math_items], got)
         if progress is not None:
             progress(len(math_items))
-    return distributed.gather_shares(verdicts)
+    gathered = distributed.gather_shares(verdicts)
+    out: list[dict] = [None] * len(responses)  # type: ignore[list-item]
+    for position, verdict in zip(order, gathered, strict=True):
+        out[position] = verdict
+    return out
 
 
 def _place(verdicts: list, mine: Sequence[dict], ks: Sequence[int], got: Sequence[dict]) -> list:

@@ -115,12 +115,21 @@ def test_hosts_grade_their_shares(benches, pool, tmp_path, monkeypatch):
     keep = ("mbpp_plus", "livecodebench", "aime24", "math500")
     rows = [r for r in suite.read_responses(path) if r["benchmark"] in keep]
     whole = suite.grade(benches, rows, pool)
-    shares = []
-    for process in range(2):
+    local = {}
+
+    def as_host(process, gather):
         monkeypatch.setattr(
-            suite.distributed, "my_share", lambda n, p=process: np.array_split(np.arange(n), 2)[p]
+            suite.distributed, "my_share", lambda n: np.array_split(np.arange(n), 2)[process]
         )
-        monkeypatch.setattr(suite.distributed, "gather_shares", lambda local: list(local))
-        shares.append(suite.grade(benches, rows, pool))
-    assert 0 < len(shares[0]) < len(rows)
-    assert shares[0] + shares[1] == whole
+        monkeypatch.setattr(suite.distributed, "gather_shares", gather)
+        return suite.grade(benches, rows, pool)
+
+    def first_host(mine):  # keeps host 0's verdicts; pads the (ignored) result to full length
+        local[0] = list(mine)
+        return local[0] + [{}] * (len(rows) - len(mine))
+
+    as_host(0, first_host)
+    gathered = as_host(1, lambda mine: local[0] + list(mine))  # what every host gets back
+    assert 0 < len(local[0]) < len(rows)
+    assert len({v["benchmark"] for v in local[0]}) > 1  # a mix on each host
+    assert gathered == whole
