@@ -12,7 +12,8 @@ here. So a candidate cannot grade itself by reading or patching the harness.
 
 - EvalPlus (HumanEval+, MBPP+): the expected outputs are the canonical solution's (`prompt +
   canonical_solution`, as EvalPlus builds its ground truth), computed in the sandbox too; a test
-  whose reference run fails or returns a non-literal is dropped (and counted). Base passes when
+  whose reference run fails, returns a non-literal or an output longer than 100,000
+  characters is dropped (and counted; a problem with none left never passes). Base passes when
   every base input matches; plus when every base and plus input does. A match is EvalPlus's:
   `out == expected`, else, when the record's `atol` is set or the expected value is a float
   (or a list of floats; atol 1e-6), same type, same length and `np.allclose(out, exp,
