@@ -16,6 +16,7 @@ requirements-dev.txt for the tests). Offline (no network, e.g. tests): `WANDB_MO
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class WandbMirror:
         if id_file.exists():
             run_id = id_file.read_text().strip()
         else:
-            run_id = wandb.util.generate_id()
+            run_id = uuid.uuid4().hex[:12]  # W&B ids: letters and digits
             id_file.write_text(run_id + "\n")
         self.run_id = run_id
         self.run = wandb.init(
