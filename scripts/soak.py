@@ -9,6 +9,11 @@ on, at the config's interval) in a fresh run directory as a child process and sa
 descendant processes (executor zygotes and the program runs they fork) and the run directory's
 size (total and per part). Arguments after `--` are passed to train.py unchanged.
 
+RSS: a step's memory rises by gigabytes while it runs (the update's and the sampler's XLA
+buffers) and falls back after, so a window's RSS is the mean over its steps of each step's
+floor (its lowest sample): what the process keeps from step to step, where a leak shows. The
+detail line also gives the mean of each step's peak and the plain mean of the samples.
+
 Windows (k = ceil(N/10)): the steady state runs from step 1 done (set-up and compilation before
 it are left out) until step N is done (what follows is shutdown: plots, the last save, closing
 the executor). The first tenth is the samples taken while 1 .. k steps are done, the last tenth
@@ -40,6 +45,12 @@ flags.DEFINE_float("interval_s", 3.0, "Seconds between samples.")
 flags.DEFINE_string("run_dir", "", "Run directory (default: a fresh temporary one, removed).")
 flags.DEFINE_string("config", "configs/default.py", "train.py's --config.")
 flags.DEFINE_string("samples_out", "", "Also write every sample here as JSON lines.")
+flags.DEFINE_float(
+    "max_seconds", 0, "Stop the trainer after this long and report the steps run (0 = no limit)."
+)
+flags.DEFINE_string(
+    "summarize", "", "Only summarize a --samples_out file of an earlier (or stopped) soak."
+)
 FLAGS = flags.FLAGS
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -155,13 +166,19 @@ def summarize(samples: list[dict], steps: int, seconds: float) -> tuple[dict, di
     def mean(rows, key):
         return round(sum(r[key] for r in rows) / len(rows), 1)
 
+    def window(rows, pick):  # the mean over the window's steps of pick(that step's RSS samples)
+        by_step: dict[int, list[float]] = {}
+        for r in rows:
+            by_step.setdefault(r["step"], []).append(r["rss_mb"])
+        return round(sum(pick(v) for v in by_step.values()) / len(by_step), 1)
+
     half = [s for s in live if s["step"] > done / 2] or live
     per_step = round(slope([s["step"] for s in half], [s["run_dir_mb"] for s in half]), 4)
     figures = {
         "steps": done,
         "rss_mb": {
-            "first_10pct": mean(first, "rss_mb"),
-            "last_10pct": mean(last, "rss_mb"),
+            "first_10pct": window(first, min),
+            "last_10pct": window(last, min),
             "max": round(max(s["rss_mb"] for s in samples), 1),
         },
         "fds": {"first": live[0]["fds"], "last": live[-1]["fds"]},
@@ -176,6 +193,11 @@ def summarize(samples: list[dict], steps: int, seconds: float) -> tuple[dict, di
     parts = sorted({k for s in half for k in s["parts_mb"]})
     detail = {
         "requested_steps": steps,
+        "rss_mb_windows": {
+            "floor": [window(first, min), window(last, min)],
+            "step peak": [window(first, max), window(last, max)],
+            "sample mean": [mean(first, "rss_mb"), mean(last, "rss_mb")],
+        },
         "samples": len(samples),
         "threads": {"first": live[0]["threads"], "last": live[-1]["threads"]},
         "threads_max": max(s["threads"] for s in samples),
@@ -193,6 +215,12 @@ def summarize(samples: list[dict], steps: int, seconds: float) -> tuple[dict, di
 
 def main(argv):
     extra = argv[1:]
+    if FLAGS.summarize:
+        rows = [json.loads(x) for x in Path(FLAGS.summarize).read_text().splitlines() if x]
+        figures, detail = summarize(rows, FLAGS.steps, rows[-1]["t"] - rows[0]["t"])
+        print(json.dumps(detail))
+        print(json.dumps(figures))
+        return
     tmp = None
     if FLAGS.run_dir:
         run_dir = Path(FLAGS.run_dir).absolute()
@@ -215,10 +243,16 @@ def main(argv):
     samples: list[dict] = []
     sink = open(FLAGS.samples_out, "w") if FLAGS.samples_out else None
     t0 = time.time()
+    stopped = False
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             while proc.poll() is None:
+                if FLAGS.max_seconds and time.time() - t0 > FLAGS.max_seconds:
+                    print(f"soak: stopping the trainer after {FLAGS.max_seconds:.0f} s", flush=True)
+                    stopped = True
+                    proc.kill()
+                    break
                 s = sample(proc.pid, run_dir)
                 if s is not None:
                     samples.append(s)
@@ -233,7 +267,7 @@ def main(argv):
     seconds = time.time() - t0
     if sink:
         sink.close()
-    if proc.returncode != 0:
+    if proc.returncode != 0 and not stopped:
         tail = log_path.read_text()[-3000:]
         raise SystemExit(f"the trainer exited with {proc.returncode}; its log ends:\n{tail}")
     figures, detail = summarize(samples, FLAGS.steps, seconds)
