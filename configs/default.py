@@ -74,11 +74,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rl.kl_coef = 0.0  # k3 KL to the initial policy (0 = no reference model)
     c.rl.aggregation = "token-mean"  # token-mean | seq-mean-token-mean
     c.rl.micro_batch_size = 0  # rows per gradient-accumulation micro-batch (0 = whole batch)
+    # Non-finite guard: an update whose loss, gradient norm or new state is not finite is not
+    # applied (logged with its cause); this many in a row stop the run naming the last checkpoint.
+    c.rl.max_skipped_steps = 3  # non-finite updates in a row before the run stops
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.interval_steps = 2  # save every N steps (and at the end)
     c.checkpoint.max_to_keep = 2  # keep the last N checkpoints
     c.checkpoint.async_save = True  # write in the background while training continues
+
+    # Run-directory records. metrics.jsonl and TensorBoard keep every step in full; samples/
+    # keeps at most samples_max_file_mb per step file. At the paper's settings (64 tasks per
+    # (type, role), rows of up to ~14k tokens, ~50 KB of text each) 8 rows a group is 48 rows,
+    # ~2.4 MB, capped at 2 MB: a 1000-step run keeps under 2 GB of samples (all of them: ~20 GB).
+    c.logging = ml_collections.ConfigDict()
+    c.logging.samples_per_group = 8  # rows per (task type, role) kept per step (0 = all)
+    c.logging.samples_max_file_mb = 2.0  # cap per step file; later rows dropped (0 = none)
+    c.logging.samples_keep_steps = 0  # newest step files kept, older ones deleted (0 = all)
+    c.logging.wandb = False  # also log to Weights & Biases (process 0; needs `pip install wandb`)
+    c.logging.wandb_project = "azr_jax"  # W&B project
+    c.logging.wandb_entity = ""  # W&B entity (team or user; "" = the account's default)
+    c.logging.wandb_run_name = ""  # W&B display name ("" = the run directory's name)
+    c.logging.wandb_samples_every = 10  # steps between W&B sample tables (0 = never)
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every_steps = 0  # evaluate during training every N steps (0 = never)

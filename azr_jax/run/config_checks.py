@@ -169,6 +169,11 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         f"the update batch of 2 roles x {len(a.task_types)} task types x {a.batch_size} = {rows} rows "
         f"must divide over mesh data x fsdp = {batch_div}; change azr.batch_size or the mesh",
     )
+    need(
+        r.get("max_skipped_steps", 3) >= 1,
+        "rl.max_skipped_steps",
+        "must be >= 1 (non-finite updates in a row before the run stops)",
+    )
     mb = r.micro_batch_size
     need(
         mb == 0 or (mb > 0 and rows % mb == 0 and mb % batch_div == 0),
@@ -179,6 +184,19 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
     k = c.checkpoint
     need(k.interval_steps >= 1, "checkpoint.interval_steps", "must be >= 1")
     need(k.max_to_keep >= 1, "checkpoint.max_to_keep", "must be >= 1")
+    lg = c.get("logging")
+    if lg is not None:
+        for key in ("samples_per_group", "samples_keep_steps", "wandb_samples_every"):
+            need(lg[key] >= 0, f"logging.{key}", "must be >= 0 (0 = off / all)")
+        need(
+            lg.samples_max_file_mb >= 0, "logging.samples_max_file_mb", "must be >= 0 (0 = no cap)"
+        )
+        if lg.wandb:
+            need(bool(lg.wandb_project), "logging.wandb_project", "must name a W&B project")
+            try:
+                import wandb  # noqa: F401
+            except ImportError:
+                need(False, "logging.wandb", "needs the wandb package: pip install wandb")
     v = c.eval
     need(v.every_steps >= 0, "eval.every_steps", "must be >= 0 (0 = never)")
     if v.every_steps > 0:

@@ -28,12 +28,14 @@ from azr_jax.parallel import distributed as dist
 from azr_jax.parallel import sharding as shd
 from azr_jax.run.checkpointing import Checkpointer
 from azr_jax.run.records import Progress, RunLogger, write_config
+from azr_jax.run.sample_limits import SampleLimits
 from azr_jax.sampling.generate import Generator
 from azr_jax.sampling.sampler import Sampler
 from azr_jax.sampling.settings import settings_from_model_dir
 from azr_jax.selfplay import step as selfplay
 from azr_jax.selfplay.buffers import TaskBuffer, initial_buffers
 from azr_jax.selfplay.tasks import GROUPS, TaskType, group_name
+from azr_jax.update.guard import describe as describe_nonfinite
 from azr_jax.update.pg_loss import PGBatch, PGLossConfig
 from azr_jax.update.train_step import (
     TrainHparams,
@@ -223,7 +225,7 @@ def setup(config) -> Run:
     )
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     hp = hparams_from(config)
-    step_fn = jit_train_step(cfg, hp, mesh)
+    step_fn = jit_train_step(cfg, hp, mesh, guard=True)  # non-finite updates are not applied
     abstract_state = abstract_train_state(cfg, hp, mesh)
     checkpointer = Checkpointer(
         workdir / "checkpoints",
@@ -387,9 +389,12 @@ def train_and_evaluate(config) -> dict[str, Any]:
         run.workdir,
         is_writer=dist.is_writer(),
         resume_step=run.start_step if run.start_step else None,
+        sample_limits=sample_limits_from(config),
+        mirror=wandb_mirror_from(config, run.workdir) if dist.is_writer() else None,
     )
     progress = Progress(config.num_steps, run.start_step, enabled=dist.is_writer())
     last: dict[str, Any] = {}
+    skipped: list[str] = []  # causes of the non-finite updates in a row just before this step
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="azr-host") as host:
             for step in range(run.start_step, config.num_steps):
@@ -400,6 +405,7 @@ def train_and_evaluate(config) -> dict[str, Any]:
                     last.update(periodic_eval(run, config))
                 logger.log(done, last)
                 logger.log_samples(done, _samples(out["episodes"]))
+                skipped = check_nonfinite(run, done, last, skipped, config.rl.max_skipped_steps)
                 run.checkpointer.save(
                     done, run.state, host_state(run, done), force=done == config.num_steps
                 )
@@ -414,11 +420,83 @@ def train_and_evaluate(config) -> dict[str, Any]:
         logger.plot(PLOTS)
     finally:
         progress.close()
-        run.checkpointer.wait()
-        run.checkpointer.close()
-        run.pool.close()
-        logger.close()
+        try:
+            run.checkpointer.wait()
+            run.checkpointer.close()
+        finally:
+            run.pool.close()
+            logger.close()
     return last
+
+
+# ----------------------------------------------------------------------------- run-dir records
+def sample_limits_from(config) -> SampleLimits:
+    """What samples/ keeps, from `config.logging` (see configs/default.py)."""
+    lg = config.logging
+    return SampleLimits(
+        rows_per_group=lg.samples_per_group,
+        max_file_bytes=int(lg.samples_max_file_mb * 2**20),
+        keep_steps=lg.samples_keep_steps,
+    )
+
+
+def wandb_mirror_from(config, workdir: Path):
+    """A `WandbMirror` if `config.logging.wandb` (process 0 only: the caller checks), else None."""
+    lg = config.logging
+    if not lg.wandb:
+        return None
+    from azr_jax.run.wandb_mirror import WandbMirror
+
+    return WandbMirror(
+        workdir,
+        project=lg.wandb_project,
+        entity=lg.wandb_entity,
+        name=lg.wandb_run_name,
+        config=json.loads(config.to_json_best_effort()),
+        samples_every=lg.wandb_samples_every,
+    )
+
+
+# ----------------------------------------------------------------------------- non-finite updates
+class NonFiniteUpdateError(RuntimeError):
+    """Too many updates in a row were not finite; the message names the step and the checkpoint."""
+
+
+def check_nonfinite(
+    run: Run, step: int, metrics: dict[str, Any], skipped: list[str], max_skipped: int
+) -> list[str]:
+    """Logs a step whose update the guard rejected; raises after `max_skipped` in a row.
+
+    `skipped`: causes of the rejected updates in a row before this one. Returns the new list
+    (empty once an update is applied).
+    """
+    mask = int(metrics.get("policy/nonfinite", 0))
+    if not mask:
+        return []
+    skipped = [*skipped, describe_nonfinite(mask)]
+    log.warning(
+        "step %d: update not applied, non-finite %s (%d in a row; the run stops at %d)",
+        step,
+        skipped[-1],
+        len(skipped),
+        max_skipped,
+    )
+    if len(skipped) >= max_skipped:
+        run.checkpointer.wait()
+        good = run.checkpointer.latest_step()
+        where = (
+            f"the last good checkpoint is step {good} in {run.checkpointer.directory} "
+            "(rerunning the command resumes from it)"
+            if good is not None
+            else f"no checkpoint was saved yet in {run.checkpointer.directory}"
+        )
+        raise NonFiniteUpdateError(
+            f"step {step}: {len(skipped)} updates in a row were not finite "
+            f"({'; '.join(skipped)}) and none was applied; {where}. Lower --config.rl."
+            "learning_rate, check the rewards and log-probs in metrics.jsonl, or raise "
+            "--config.rl.max_skipped_steps."
+        )
+    return skipped
 
 
 # ----------------------------------------------------------------------------- evaluation & export

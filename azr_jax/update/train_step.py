@@ -22,6 +22,7 @@ from flax import struct
 from azr_jax.model import transformer as model_lib
 from azr_jax.model.config import ModelConfig
 from azr_jax.parallel import sharding as shd
+from azr_jax.update.guard import guarded
 from azr_jax.update.logprobs import token_logprobs
 from azr_jax.update.pg_loss import (
     PGBatch,
@@ -269,16 +270,19 @@ def jit_init_state(
 
 
 def jit_train_step(
-    cfg: ModelConfig, hparams: TrainHparams, mesh: jax.sharding.Mesh
+    cfg: ModelConfig, hparams: TrainHparams, mesh: jax.sharding.Mesh, *, guard: bool = False
 ) -> Callable[[TrainState, PGBatch, jax.Array], tuple[TrainState, dict]]:
     """`train_step` jitted once with in/out shardings on `mesh` and the state donated.
 
-    The batch's rows must divide by data x fsdp times `micro_batches`.
+    The batch's rows must divide by data x fsdp times `micro_batches`. `guard`: wrap the step in
+    `guard.guarded` (a non-finite update leaves the state as it was; adds metrics "nonfinite",
+    "applied").
     """
     sh = state_shardings(cfg, hparams, mesh)
     repl = shd.replicated(mesh)
+    pure = functools.partial(train_step, cfg=cfg, hparams=hparams)
     fn = jax.jit(
-        functools.partial(train_step, cfg=cfg, hparams=hparams),
+        guarded(pure) if guard else pure,
         # One prefix sharding for every batch field: rows over data x fsdp, the rest replicated.
         in_shardings=(sh, shd.batch_sharding(mesh, 1), repl),
         out_shardings=(sh, repl),

@@ -45,6 +45,10 @@ def test_default_config_is_valid():
         ("executor.workers", 0, r"--config\.executor\.workers"),
         ("model.attention", "flash", r"--config\.model\.attention.*einsum"),
         ("executor.max_in_flight", 0, r"--config\.executor\.max_in_flight"),
+        ("rl.max_skipped_steps", 0, r"--config\.rl\.max_skipped_steps.*>= 1"),
+        ("logging.samples_per_group", -1, r"--config\.logging\.samples_per_group"),
+        ("logging.samples_max_file_mb", -1.0, r"--config\.logging\.samples_max_file_mb"),
+        ("logging.samples_keep_steps", -2, r"--config\.logging\.samples_keep_steps"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):
