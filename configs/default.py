@@ -74,6 +74,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rl.kl_coef = 0.0  # k3 KL to the initial policy (0 = no reference model)
     c.rl.aggregation = "token-mean"  # token-mean | seq-mean-token-mean
     c.rl.micro_batch_size = 0  # rows per gradient-accumulation micro-batch (0 = whole batch)
+    # Packed updates: several episodes share one update row (each attends only to itself), so
+    # short responses do not pay for the longest row; loss, gradients and metrics equal the
+    # padded batch's. Micro-batches stay episodes / micro_batch_size in number. False: one
+    # episode per row (the padded layout).
+    c.rl.packing = True
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.interval_steps = 2  # save every N steps (and at the end)

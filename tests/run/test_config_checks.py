@@ -45,6 +45,7 @@ def test_default_config_is_valid():
         ("executor.workers", 0, r"--config\.executor\.workers"),
         ("model.attention", "flash", r"--config\.model\.attention.*einsum"),
         ("executor.max_in_flight", 0, r"--config\.executor\.max_in_flight"),
+        ("rl.packing", None, r"--config\.rl\.packing.*True"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):
