@@ -11,7 +11,7 @@ group id, reward). Each row of the packed batch is a run of whole episodes, each
     segment_ids  [R, L] int32    k on the row's k-th episode (1, 2, ...), 0 on padding
     positions    [R, L] int32    0, 1, ... restarting at each episode's first token
     old_logprobs [R, L] float32  the sampler's log-probs on the response tokens, else 0
-    logprob_index [R, N] int32   the row's response positions, then L (N: a power of two)
+    logprob_index [R, N] int32   the row's response positions, then L (N: see bucket_rows)
     advantages / group_ids / rewards  [R, S]  slot k - 1 = segment k; empty slots 0 / -1 / 0
                                               (S: the most episodes in a row, a power of two)
 
@@ -47,7 +47,9 @@ def _pow2(n: int) -> int:
 
 
 def bucket_rows(rows: int, multiple: int) -> int:
-    """The smallest u * m >= rows with m in {1, 2, 3, 4, 6, 8, 12, ...} (u = multiple)."""
+    """The smallest u * m >= rows with m in {1, 2, 3, 4, 6, 8, 12, ...} (u = multiple): a few
+    sizes per octave, at most a third of the result padding (also used for N, positions
+    scored per row)."""
     units = -(-max(rows, 1) // multiple)
     p = _pow2(units)  # units lies in (p / 2, p]
     m = 3 * p // 4 if p >= 4 and units <= 3 * p // 4 else p
@@ -133,7 +135,7 @@ def pack_episodes(
         n_rows = bucket_rows(len(placement), row_multiple)
     slots = _pow2(max(len(r) for r in placement))
     scored = [sum(len(responses[i]) for i in row) for row in placement]
-    width = min(_pow2(max(scored)), row_length)
+    width = min(bucket_rows(max(scored), 1), row_length)
 
     shape = (n_rows, row_length)
     tokens = np.full(shape, pad_id, np.int32)
