@@ -4,7 +4,8 @@
 gradient over micro-batches (sums with full-batch weights, so any split equals the full batch),
 clips it at global norm `clip_norm` and applies AdamW. `jit_train_step` jits it once with the
 shardings of `azr_jax.parallel.sharding` (parameters and optimizer state FSDP x tensor-parallel, batch
-over data x fsdp) and donates the state.
+over data x fsdp) and donates the state. A packed batch (`packing.pack_episodes`: several
+episodes per row) goes through the same step; its loss, gradient and metrics are per episode.
 """
 
 from __future__ import annotations
