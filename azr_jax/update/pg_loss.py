@@ -22,7 +22,7 @@ episode: the per-episode fields (advantages, group ids, rewards) are [B, S] (slo
 segment k), and "tokens of that sequence" / "sequences in the batch" count episodes. The loss,
 its gradient and the metrics equal those of the same episodes in padded rows.
 
-Legend: B batch rows, L row length, S episode slots per packed row, N logged positions per row.
+Legend: B batch rows, L row length, S episode slots per packed row, N scored positions per row.
 """
 
 from __future__ import annotations
@@ -129,6 +129,14 @@ def validate_batch(batch: PGBatch) -> None:
         ):
             raise ValueError(
                 f"batch.segment_ids must lie in [0, S={episode_shape[1]}] (S: the advantages' slots)"
+            )
+    if batch.packed and isinstance(batch.logprob_index, np.ndarray):
+        if batch.logprob_index.size and not (
+            1 <= batch.logprob_index.min() and batch.logprob_index.max() <= length
+        ):
+            raise ValueError(
+                f"batch.logprob_index must lie in [1, {length}] (a position >= 1, or {length} "
+                "for none)"
             )
     if not 1 <= batch.response_start < length:
         raise ValueError(f"batch.response_start={batch.response_start} must lie in [1, {length})")

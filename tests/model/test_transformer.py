@@ -178,7 +178,7 @@ def test_packed_row_matches_transformers_per_episode(family_dir):
     ours, _ = model_lib.forward(params, cfg, ids, pos, seg > 0, segment_ids=seg)
     ours = np.asarray(ours)
     hf = tf.AutoModelForCausalLM.from_pretrained(family_dir, dtype=torch.float32).eval()
-    for k, n in enumerate(lengths):
+    for k in range(len(lengths)):
         sel = seg[0] == k + 1
         with torch.no_grad():
             ref = hf(input_ids=torch.tensor(ids[:, sel], dtype=torch.long)).logits.numpy()
