@@ -21,7 +21,9 @@ aggregate per episode: the loss in every aggregation mode, its gradient and the 
 the padded batch's (`tests/update/test_packing.py`).
 
 Placement is first-fit decreasing: episodes sorted by length (longest first, ties by index)
-each go to the first row with room, a new row when none has. Row length L is the caller's
+each go to the first row with room, a new row when none has. The LM head runs on N positions
+of every row (N from the row with the most response tokens), so when holding every row to the
+longest response's bucket of response tokens packs into no more rows, that packing is used. Row length L is the caller's
 (`row_length`; the trainer uses the padded layout's row length capped by the config's prompt +
 response cap, so a packed batch has fewer rows than the padded one and never longer ones).
 Rows are then padded with empty rows to a multiple of `row_multiple` (micro-batches x the
@@ -56,10 +58,17 @@ def bucket_rows(rows: int, multiple: int) -> int:
     return m * multiple
 
 
-def first_fit_decreasing(lengths: Sequence[int], row_length: int) -> list[list[int]]:
+def first_fit_decreasing(
+    lengths: Sequence[int],
+    row_length: int,
+    scored: Sequence[int] | None = None,
+    max_scored: int | None = None,
+) -> list[list[int]]:
     """Episode indices per row: first-fit decreasing bin packing of `lengths` into `row_length`.
 
-    Within a row, episodes keep the order they were placed in (longest first).
+    With `scored` (per episode, e.g. response tokens) and `max_scored`, a row also holds at most
+    `max_scored` of those. Within a row, episodes keep the order they were placed in (longest
+    first).
     """
     too_long = [i for i, n in enumerate(lengths) if n > row_length]
     if too_long:
@@ -68,19 +77,26 @@ def first_fit_decreasing(lengths: Sequence[int], row_length: int) -> list[list[i
             f"episode {i} has {lengths[i]} tokens (prompt + response), more than the packed row "
             f"length {row_length}; pass a larger row_length (the prompt + response cap)"
         )
+    if scored is None:
+        scored, max_scored = [0] * len(lengths), 0
+    elif max_scored is None or max(scored, default=0) > max_scored:
+        raise ValueError(f"max_scored={max_scored} must be >= every episode's scored count")
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     rows: list[list[int]] = []
     room: list[int] = []
+    score_room: list[int] = []
     for i in order:
-        n = lengths[i]
+        n, m = lengths[i], scored[i]
         for r, free in enumerate(room):
-            if n <= free:
+            if n <= free and m <= score_room[r]:
                 rows[r].append(i)
                 room[r] -= n
+                score_room[r] -= m
                 break
         else:
             rows.append([i])
             room.append(row_length - n)
+            score_room.append(max_scored - m)
     return rows
 
 
@@ -129,13 +145,28 @@ def pack_episodes(
     if row_multiple < 1:
         raise ValueError(f"row_multiple={row_multiple} must be >= 1")
     lengths = [len(prompts[i]) + len(responses[i]) for i in range(e)]
+    n_resp = [len(r) for r in responses]
+
+    def rows_for(placement):
+        if bucket:
+            return bucket_rows(len(placement), row_multiple)
+        return -(-len(placement) // row_multiple) * row_multiple
+
+    def width_for(placement):  # N: scored positions per row
+        most = max(sum(n_resp[i] for i in row) for row in placement)
+        return min(bucket_rows(most, 1), row_length)
+
     placement = first_fit_decreasing(lengths, row_length)
-    n_rows = -(-len(placement) // row_multiple) * row_multiple
-    if bucket:
-        n_rows = bucket_rows(len(placement), row_multiple)
+    n_rows, width = rows_for(placement), width_for(placement)
+    # The LM head runs on N positions of every row, N set by the row with the most response
+    # tokens: when a packing that holds each row to the longest response's bucket needs no
+    # more rows, take it (the same model work, less of the head's).
+    tight = min(bucket_rows(max(n_resp), 1), row_length)
+    if width > tight:
+        alt = first_fit_decreasing(lengths, row_length, n_resp, tight)
+        if rows_for(alt) <= n_rows:
+            placement, width = alt, width_for(alt)
     slots = _pow2(max(len(r) for r in placement))
-    scored = [sum(len(responses[i]) for i in row) for row in placement]
-    width = min(bucket_rows(max(scored), 1), row_length)
 
     shape = (n_rows, row_length)
     tokens = np.full(shape, pad_id, np.int32)

@@ -152,6 +152,36 @@ def test_first_fit_decreasing_by_hand():
     assert len(rows) <= 11 / 9 * np.ceil(sum(lengths) / 32) + 1
     with pytest.raises(ValueError, match="episode 1 has 9 tokens.*row length 8"):
         first_fit_decreasing([3, 9], 8)
+    # A second budget per row: 5 and 3 no longer share row 0 (4 + 3 scored > 5).
+    assert first_fit_decreasing([5, 4, 3, 3, 2, 1], 8, [4, 1, 3, 0, 2, 1], 5) == [
+        [0, 3],
+        [1, 2, 5],
+        [4],
+    ]
+    with pytest.raises(ValueError, match="max_scored"):
+        first_fit_decreasing([5, 4], 8, [4, 1], 3)
+
+
+def test_scored_width_follows_the_longest_response():
+    """N (positions unembedded per row) is held to the longest response's bucket when that
+    costs no extra row: here two 3-token responses may not share a row of 4 scored slots."""
+    one = np.array([7], np.int32)
+    ep = dict(
+        prompts=[one, one, one, one],
+        responses=[np.full(r, 5, np.int32) for r in (4, 3, 3, 1)],
+        logprobs=[np.zeros(r, np.float32) for r in (4, 3, 3, 1)],
+        advantages=np.zeros(4, np.float32),
+        group_ids=np.zeros(4, np.int32),
+        rewards=np.zeros(4, np.float32),
+    )
+    # Lengths 5, 4, 4, 2 into rows of 10: plain FFD gives [[0, 1], [2, 3]] with 7 scored in
+    # row 0 (N = 8); the 4-scored packing [[0], [1, 3], [2]] needs 3 rows (bucket 3 > 2): kept.
+    b = _pack(ep, row_length=10)
+    assert b.tokens.shape[0] == 2 and b.logprob_index.shape[1] == 8
+    # With rows in multiples of 4 the tighter packing is free: N drops to 4.
+    b = _pack(ep, row_length=10, row_multiple=4)
+    assert b.tokens.shape[0] == 4 and b.logprob_index.shape[1] == 4
+    assert sorted(int(n) for n in b.loss_mask.sum(1)) == [0, 3, 4, 4]
 
 
 def test_bucket_rows():
@@ -171,20 +201,27 @@ def test_packed_layout_by_hand():
         group_ids=np.array([2, 4], np.int32),
         rewards=np.array([1.0, 0.0], np.float32),
     )
-    b = _pack(ep, row_length=10, row_multiple=2)
-    # Longest first: episode 0 (5 tokens), then episode 1 (4), both in row 0; row 1 is empty.
+    b = _pack(ep, row_length=10)
+    # Longest first: episode 0 (5 tokens), then episode 1 (4), sharing row 0.
+    assert b.tokens.shape == (1, 10)
     np.testing.assert_array_equal(b.tokens[0], [10, 11, 12, 13, 14, 20, 21, 22, 23, PAD])
-    np.testing.assert_array_equal(b.tokens[1], [PAD] * 10)
     np.testing.assert_array_equal(b.segment_ids[0], [1, 1, 1, 1, 1, 2, 2, 2, 2, 0])
     np.testing.assert_array_equal(b.positions[0], [0, 1, 2, 3, 4, 0, 1, 2, 3, 0])
     np.testing.assert_array_equal(b.loss_mask[0], [0, 0, 1, 1, 1, 0, 0, 0, 1, 0])
     np.testing.assert_array_equal(b.attn_mask[0], [1] * 9 + [0])
     np.testing.assert_array_equal(b.old_logprobs[0], [0, 0, -1, -2, -3, 0, 0, 0, -4, 0])
-    np.testing.assert_array_equal(b.logprob_index, [[2, 3, 4, 8], [10, 10, 10, 10]])
-    np.testing.assert_array_equal(b.advantages, [[0.5, -1.0], [0, 0]])
-    np.testing.assert_array_equal(b.group_ids, [[2, 4], [-1, -1]])
-    np.testing.assert_array_equal(b.rewards, [[1.0, 0.0], [0, 0]])
-    assert b.packed and b.response_start == 1 and not b.attn_mask[1].any()
+    np.testing.assert_array_equal(b.logprob_index, [[2, 3, 4, 8]])
+    np.testing.assert_array_equal(b.advantages, [[0.5, -1.0]])
+    np.testing.assert_array_equal(b.group_ids, [[2, 4]])
+    np.testing.assert_array_equal(b.rewards, [[1.0, 0.0]])
+    # Rows in pairs: a second row costs nothing, so each episode gets its own and N drops
+    # from 4 to 3 (the longest response); an empty row is all padding, group -1.
+    b = _pack(ep, row_length=10, row_multiple=4)
+    assert b.tokens.shape == (4, 10) and b.logprob_index.shape == (4, 3)
+    np.testing.assert_array_equal(b.logprob_index[:2], [[2, 3, 4], [3, 10, 10]])
+    np.testing.assert_array_equal(b.group_ids, [[2], [4], [-1], [-1]])
+    assert not b.attn_mask[2:].any() and (b.tokens[2:] == PAD).all()
+    assert b.packed and b.response_start == 1
 
 
 def test_bad_input_is_named():
