@@ -77,6 +77,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Non-finite guard: an update whose loss, gradient norm or new state is not finite is not
     # applied (logged with its cause); this many in a row stop the run naming the last checkpoint.
     c.rl.max_skipped_steps = 3  # non-finite updates in a row before the run stops
+    # Packed updates: several episodes share one update row (each attends only to itself), so
+    # short responses do not pay for the longest row; loss, gradients and metrics equal the
+    # padded batch's. Micro-batches stay episodes / micro_batch_size in number. False: one
+    # episode per row (the padded layout).
+    c.rl.packing = True
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.interval_steps = 2  # save every N steps (and at the end)

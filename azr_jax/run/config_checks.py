@@ -181,6 +181,13 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         f"{mb} must be 0 (whole batch) or divide the {rows}-row update batch and be a multiple of {batch_div}",
     )
 
+    packing = r.get("packing", False)
+    need(
+        isinstance(packing, bool),
+        "rl.packing",
+        f"{packing!r} must be True (pack several episodes per update row) or False (one per row)",
+    )
+
     k = c.checkpoint
     need(k.interval_steps >= 1, "checkpoint.interval_steps", "must be >= 1")
     need(k.max_to_keep >= 1, "checkpoint.max_to_keep", "must be >= 1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,7 @@ from azr_jax.sampling.settings import settings_from_model_dir
 from azr_jax.selfplay import step as selfplay
 from azr_jax.selfplay.buffers import TaskBuffer, initial_buffers
 from azr_jax.selfplay.tasks import GROUPS, TaskType, group_name
+from azr_jax.update import packing
 from azr_jax.update.guard import describe as describe_nonfinite
 from azr_jax.update.pg_loss import PGBatch, PGLossConfig
 from azr_jax.update.train_step import (
@@ -124,6 +126,29 @@ def make_batch(
         response_start=p,
     )
     return batch, int(loss.sum())
+
+
+def make_packed_batch(
+    episodes: list[selfplay.Episode], adv: np.ndarray, pad_id: int, cap: int, row_multiple: int
+) -> tuple[PGBatch, int]:
+    """`rl.packing`: the episodes packed several to a row (`azr_jax.update.packing`), rows as
+    long as `make_batch`'s (capped at `cap`, the prompt + response cap), their number a multiple
+    of `row_multiple` (micro-batches x data x fsdp). Returns the batch and its response tokens."""
+    prompts = [e.prompt_ids for e in episodes]
+    responses = [e.response_ids for e in episodes]
+    length = packing.packed_length([len(p) for p in prompts], [len(r) for r in responses], cap=cap)
+    batch = packing.pack_episodes(
+        prompts,
+        responses,
+        [e.logprobs for e in episodes],
+        adv.astype(np.float32),
+        np.array([e.group for e in episodes], np.int32),
+        np.array([e.reward for e in episodes], np.float32),
+        pad_id=pad_id,
+        row_length=length,
+        row_multiple=row_multiple,
+    )
+    return batch, int(batch.loss_mask.sum())
 
 
 # ----------------------------------------------------------------------------- setup
@@ -289,11 +314,21 @@ def setup(config) -> Run:
 
 # ----------------------------------------------------------------------------- the loop
 def update(run: Run, episodes, adv) -> dict[str, float]:
-    batch, n_tokens = make_batch(episodes, adv, run.pad_id)
+    c = run.config
+    if c.rl.get("packing", False):
+        s = c.sampling
+        multiple = hparams_from(c).micro_batches * math.prod(
+            run.mesh.shape[a] for a in shd.BATCH_AXES
+        )
+        cap = _bucket(s.max_prompt_len) + s.max_new_tokens
+        batch, n_tokens = make_packed_batch(episodes, adv, run.pad_id, cap, multiple)
+    else:
+        batch, n_tokens = make_batch(episodes, adv, run.pad_id)
+    n_rows = batch.tokens.shape[0]
     # Every host holds the whole (identical) batch; each feeds only its own rows.
-    rows = dist.process_rows(run.mesh, len(episodes))
+    rows = dist.process_rows(run.mesh, n_rows)
     local = jax.tree_util.tree_map(lambda x: x[rows], batch)
-    batch = dist.global_batch(local, run.mesh, len(episodes))
+    batch = dist.global_batch(local, run.mesh, n_rows)
     rng = jax.random.fold_in(jax.random.key(run.config.seed + 1), int(run.state.step))
     run.state, m = run.step_fn(run.state, batch, rng)
     m = dist.fetch(m)
@@ -306,6 +341,7 @@ def update(run: Run, episodes, adv) -> dict[str, float]:
             for gid in range(len(GROUPS)):
                 out[f"{group_name(gid)}/{k[len('group_') :]}_update"] = float(v[gid])
     out["policy/response_tokens"] = n_tokens
+    out["policy/update_rows"] = n_rows
     return out
 
 

@@ -4,7 +4,8 @@
 gradient over micro-batches (sums with full-batch weights, so any split equals the full batch),
 clips it at global norm `clip_norm` and applies AdamW. `jit_train_step` jits it once with the
 shardings of `azr_jax.parallel.sharding` (parameters and optimizer state FSDP x tensor-parallel, batch
-over data x fsdp) and donates the state.
+over data x fsdp) and donates the state. A packed batch (`packing.pack_episodes`: several
+episodes per row) goes through the same step; its loss, gradient and metrics are per episode.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from azr_jax.update.logprobs import token_logprobs
 from azr_jax.update.pg_loss import (
     PGBatch,
     PGLossConfig,
+    episode_lengths,
     pg_objective,
     token_weights,
     validate_batch,
@@ -144,7 +146,7 @@ def loss_and_grads(
     rows, m = batch.tokens.shape[0], hparams.micro_batches
     if rows % m:
         raise ValueError(f"batch of {rows} rows does not split into {m} micro-batches")
-    weights = token_weights(batch.loss_mask, lc.agg_mode)  # [B, L]
+    weights = token_weights(batch.loss_mask, lc.agg_mode, batch.segment_ids)  # [B, L]
     metric_weights = token_weights(batch.loss_mask, "token-mean")  # [B, L]
 
     def loss_fn(params, mb: PGBatch, w, mw):
@@ -157,6 +159,9 @@ def loss_and_grads(
             chunk=hparams.logprob_chunk,
             start=batch.response_start,
             remat=hparams.remat,
+            positions=mb.positions,
+            segment_ids=mb.segment_ids,
+            logprob_index=mb.logprob_index,
         )
         return pg_objective(logp, ent, mb, w, mw, lc)
 
@@ -224,18 +229,27 @@ def group_metrics(batch: PGBatch) -> dict[str, jax.Array]:
     """Per-(task type, role) means of reward, advantage and response length, each [6].
 
     Rows whose group id is outside [0, 6) (padding) are left out; an empty group reads 0.
+    Packed batches count episodes: their per-episode [B, S] fields are read slot by slot.
     """
-    onehot = jax.nn.one_hot(batch.group_ids, NUM_GROUPS, dtype=jnp.float32)  # [B, 6]
+    if batch.packed:
+        slots = batch.group_ids.shape[1]
+        length = episode_lengths(batch.loss_mask, batch.segment_ids, slots).reshape(-1)  # [B * S]
+        group_ids, rewards, advantages = (
+            x.reshape(-1) for x in (batch.group_ids, batch.rewards, batch.advantages)
+        )
+    else:
+        length = batch.loss_mask.astype(jnp.float32).sum(axis=1)  # [B]
+        group_ids, rewards, advantages = batch.group_ids, batch.rewards, batch.advantages
+    onehot = jax.nn.one_hot(group_ids, NUM_GROUPS, dtype=jnp.float32)  # [E, 6]
     count = onehot.sum(axis=0)  # [6]
-    length = batch.loss_mask.astype(jnp.float32).sum(axis=1)  # [B]
 
-    def mean(x):  # [B] -> [6]
+    def mean(x):  # [E] -> [6]
         return (onehot * x.astype(jnp.float32)[:, None]).sum(axis=0) / jnp.maximum(count, 1.0)
 
     return {
         "group_count": count,
-        "group_reward": mean(batch.rewards),
-        "group_advantage": mean(batch.advantages),
+        "group_reward": mean(rewards),
+        "group_advantage": mean(advantages),
         "group_length": mean(length),
     }
 

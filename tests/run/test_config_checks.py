@@ -49,6 +49,7 @@ def test_default_config_is_valid():
         ("logging.samples_per_group", -1, r"--config\.logging\.samples_per_group"),
         ("logging.samples_max_file_mb", -1.0, r"--config\.logging\.samples_max_file_mb"),
         ("logging.samples_keep_steps", -2, r"--config\.logging\.samples_keep_steps"),
+        ("rl.packing", None, r"--config\.rl\.packing.*True"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):
