@@ -265,13 +265,15 @@ class Engine:
         prefill_batch: int | None = None,
         rules: Mapping[str, Any] | None = None,
     ):
-        from azr_jax.sampling.generate import length_buckets
-
         if slots < 1 or chunk < 1:
             raise ValueError(f"slots={slots}, chunk={chunk}: both must be >= 1")
         self.cfg, self.mesh, self.slots, self.chunk_steps = cfg, mesh, slots, chunk
         self.max_cache_length = max_cache_length or cfg.max_position_embeddings
-        self.prompt_buckets = tuple(sorted(prompt_buckets or length_buckets(self.max_cache_length)))
+        if prompt_buckets is None:  # powers of two from 16, as generate.length_buckets
+            prompt_buckets = [16]
+            while prompt_buckets[-1] < self.max_cache_length:
+                prompt_buckets.append(2 * prompt_buckets[-1])
+        self.prompt_buckets = tuple(sorted(prompt_buckets))
         self.prefill_batch = max(1, min(prefill_batch or slots, slots))
         param_bytes = cfg.num_params * np.dtype(jnp.dtype(cfg.param_dtype)).itemsize
         self.rules = rules if rules is not None else shd.sampling_rules(mesh, param_bytes)
@@ -362,6 +364,8 @@ class Engine:
         return fits[0]
 
     def session(self, params, settings: SamplingSettings, stop_table=None) -> Session:
+        """A queue over the slots (`settings.n` is ignored: a request is one sample)."""
+        settings = settings.replace(n=1)
         if settings.stop_strings and stop_table is None:
             raise ValueError(
                 "settings.stop_strings needs a stop table: pass "
@@ -442,7 +446,9 @@ class Session:
                 for s in finished:
                     r, n = self.owner[s], int(lengths[s])
                     out.append(
-                        Completion(r.tag, r.prompt_ids, tokens[s, :n].copy(), logprobs[s, :n].copy())
+                        Completion(
+                            r.tag, r.prompt_ids, tokens[s, :n].copy(), logprobs[s, :n].copy()
+                        )
                     )
                     self.tokens += n
                     self.owner[s] = None
@@ -456,8 +462,10 @@ class Session:
         while free and self.queue:
             bucket = self.queue[0][1]
             group = []
-            while self.queue and self.queue[0][1] == bucket and len(group) < min(
-                len(free), e.prefill_batch
+            while (
+                self.queue
+                and self.queue[0][1] == bucket
+                and len(group) < min(len(free), e.prefill_batch)
             ):
                 group.append(self.queue.popleft()[0])
             m = e.prefill_batch  # always M rows: one shape, so one kernel choice (see above)
