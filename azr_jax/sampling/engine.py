@@ -14,13 +14,23 @@ and go. Tokens are drawn by `sampler.sample_token` from the request's own key fo
 token's index, so a request gives the same tokens and log-probs in any slot, next to any
 neighbours, as in the static sampler (tests/sampling/test_engine.py checks this bitwise).
 
-Three programs, each jitted once per (settings, shapes), the engine state donated:
+Bitwise, that is, at equal shapes: XLA's CPU kernels are chosen by array size (a float32 row
+reduction over fewer than ~4096 elements, or a small dot, runs in another loop order), so the
+engine's programs have fixed shapes (every insert prefills M rows, padding included; every
+step decodes all L slots) and a request's bits never depend on its neighbours or schedule; and
+they equal the static sampler's when L, M and S equal its rows, prompts and cache length. At
+other shapes the tokens agree but log-probs may differ in the last bits (~1e-6). Under an
+fsdp-8 mesh with one prefill row per device the log-probs also differ in the last bits.
+
+Two programs, each jitted once per (settings, shapes), the engine state donated:
   `insert`  prefills M waiting requests ([M, P] left-padded) and scatters their cache rows,
-            first tokens and bookkeeping into M free slots (slot index L = a padding row).
+            next-token logits and bookkeeping into M free slots (slot index L: a padding row).
   `chunk`   runs up to k decode steps over all L slots (a `while_loop` that stops early when
-            every slot is done); finished and free slots compute but write nothing.
-The host scheduler (`Session`) loops: fill free slots from the queue, run a chunk, hand back
-the requests that finished. Callers may submit new requests between chunks (streaming).
+            every slot is done): each samples from its logits, then feeds the token; finished
+            and free slots compute but write nothing.
+The host scheduler (`Session`) loops: fill free slots from the queue (a full group of M at a
+time while other slots decode, since an insert costs M rows anyway), run a chunk, hand back the
+requests that finished. Callers may submit new requests between chunks (streaming).
 """
 
 from __future__ import annotations
@@ -459,6 +469,11 @@ class Session:
         """Prefills waiting requests into free slots, in groups of one prompt bucket."""
         e = self.engine
         free = [s for s, o in enumerate(self.owner) if o is None]
+        busy = len(free) < len(self.owner)
+        # A prefill costs M rows whatever the number of real ones: while other slots decode,
+        # wait until a full group of slots is free (or the queue holds fewer requests).
+        if busy and len(free) < min(e.prefill_batch, len(self.queue)):
+            return
         while free and self.queue:
             bucket = self.queue[0][1]
             group = []
