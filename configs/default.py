@@ -49,7 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.engine.enabled = True  # rollouts and evaluation on the engine (False: the static sampler)
     c.engine.slots = 0  # decode slots, a multiple of data x fsdp (0 = sampling.batch_size)
     c.engine.chunk = 8  # decode steps per device call between host scheduling
-    c.engine.prefill_batch = 0  # requests per prefill-insert, multiple of data x fsdp (0 = auto)
+    c.engine.prefill_batch = 0  # requests per prefill-insert, multiple of data x fsdp (0: = it)
     c.engine.streaming = True  # one queue per self-play step (rollouts join as proposals pass)
 
     c.executor = ml_collections.ConfigDict()

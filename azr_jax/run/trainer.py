@@ -281,7 +281,7 @@ def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
         return None
     slots = g.slots or config.sampling.batch_size
     rows = 1 if mesh is None else int(np.prod([mesh.shape[a] for a in shd.BATCH_AXES]))
-    prefill = g.prefill_batch or min(slots, -(-4 // rows) * rows)  # >= 4, a multiple of rows
+    prefill = g.prefill_batch or rows  # one row per device: a refill prefills no padding
     return Engine(
         cfg,
         mesh,
