@@ -45,6 +45,10 @@ def test_default_config_is_valid():
         ("executor.workers", 0, r"--config\.executor\.workers"),
         ("model.attention", "flash", r"--config\.model\.attention.*einsum"),
         ("executor.max_in_flight", 0, r"--config\.executor\.max_in_flight"),
+        ("engine.slots", 3, r"--config\.engine\.slots.*multiple of mesh data x fsdp = 2"),
+        ("engine.chunk", 0, r"--config\.engine\.chunk"),
+        ("engine.prefill_batch", 3, r"--config\.engine\.prefill_batch.*multiple"),
+        ("engine.prefill_batch", 6, r"--config\.engine\.prefill_batch.*no larger than the 4"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):
