@@ -44,6 +44,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sampling.max_new_tokens = 64  # longest response in tokens (paper: 8096)
     c.sampling.batch_size = 16  # rows per sampler call (a multiple of data x fsdp)
 
+    # The slot engine (azr_jax/sampling/engine.py): continuous batching over one KV cache.
+    c.engine = ml_collections.ConfigDict()
+    c.engine.enabled = True  # rollouts and evaluation on the engine (False: the static sampler)
+    c.engine.slots = 0  # decode slots, a multiple of data x fsdp (0 = sampling.batch_size)
+    c.engine.chunk = 8  # decode steps per device call between host scheduling
+    c.engine.prefill_batch = 0  # requests per prefill-insert, multiple of data x fsdp (0: = it)
+    c.engine.streaming = True  # one queue per self-play step (rollouts join as proposals pass)
+
     c.executor = ml_collections.ConfigDict()
     c.executor.workers = 2  # zygotes, each with its own hash seed (>= 2: determinism checks)
     c.executor.max_in_flight = 4  # programs each zygote runs at once (one fresh process each)

@@ -8,7 +8,9 @@ The KV cache is an explicit pytree: a list (one entry per layer) of `{"k": [B, K
 "v": [B, K, S, H]}` (heads before slots, so decode attention reads it without a transpose).
 Rows of a batch may be padded: the caller passes per-row `positions` ([B, T]) and `kv_mask`
 ([B, S], True where a cache slot / key holds a real token). Query `t` of a call attends to key
-slot `s` iff `s <= cache_index + t` and `kv_mask[b, s]`.
+slot `s` iff `s <= cache_index + t` and `kv_mask[b, s]`. `cache_index` is one scalar slot for the
+whole batch, or (decode only) a [B] array: row b's new keys go to its own slots (the slot engine,
+`sampling/engine.py`, whose rows are at different points of different requests).
 
 Packed rows (the update, `azr_jax.update.packing`): the full-sequence path (no cache) also takes
 `segment_ids` [B, T] int32 (0 = padding, k > 0 = the row's k-th episode). Query `t` then attends
@@ -141,7 +143,15 @@ class Attention(nnx.Module):
         # later slots are all masked by causality, so [T, T] scores instead of [T, S], and the
         # fused kernels apply. The cache is written all the same.
         prefill = cache is not None and isinstance(cache_index, int) and cache_index == 0
-        if cache is not None:
+        per_row = cache is not None and not prefill and jnp.ndim(cache_index) == 1
+        if per_row:  # [B] int32: every row writes its T new keys at its own slot (slot engine)
+            rows = jnp.arange(x.shape[0])[:, None]  # [B, 1]
+            slots = cache_index[:, None] + jnp.arange(t)[None, :]  # [B, T]
+            new_cache = {
+                name: cache[name].at[rows, :, slots].set(x_.astype(cache[name].dtype), mode="drop")
+                for name, x_ in (("k", k), ("v", v))  # [B, T, K, H] at [B, K, S, H][b, :, s]
+            }
+        elif cache is not None:
             zero = jnp.zeros((), jnp.int32)
             idx = (zero, zero, jnp.asarray(cache_index, jnp.int32), zero)
             new = {"k": k.transpose(0, 2, 1, 3), "v": v.transpose(0, 2, 1, 3)}  # [B, K, T, H]
@@ -161,9 +171,13 @@ class Attention(nnx.Module):
         else:
             cache = new_cache
             k, v = cache["k"].astype(x.dtype), cache["v"].astype(x.dtype)  # [B, K, S, H] x2
-        q_slot = cache_index + jnp.arange(t)  # [T]
         k_slot = jnp.arange(k.shape[2])  # [S]
-        mask = (k_slot[None, :] <= q_slot[:, None])[None] & kv_mask[:, None, :]  # [B, T, S]
+        if per_row:
+            q_slot = cache_index[:, None] + jnp.arange(t)[None, :]  # [B, T]
+            mask = (k_slot[None, None, :] <= q_slot[:, :, None]) & kv_mask[:, None, :]
+        else:
+            q_slot = cache_index + jnp.arange(t)  # [T]
+            mask = (k_slot[None, :] <= q_slot[:, None])[None] & kv_mask[:, None, :]  # [B, T, S]
         if segment_ids is not None:  # no cache here: T == S
             mask = (mask & same_segment(segment_ids)) | jnp.eye(t, dtype=bool)[None]
         b, _, n, h = q.shape
@@ -384,7 +398,7 @@ def forward(
     positions: jax.Array,  # [B, T] int32
     kv_mask: jax.Array,  # [B, S] bool (S = T without a cache)
     cache: Cache | None = None,
-    cache_index: jax.Array | int | None = None,  # scalar int32: cache slot of tokens[:, 0]
+    cache_index: jax.Array | int | None = None,  # int32 [] or [B]: cache slot of tokens[:, 0]
     segment_ids: jax.Array | None = None,  # [B, T] int32 packed rows (no cache): 0 = padding
 ) -> tuple[jax.Array, Cache | None]:
     """Logits [B, T, V] (float32) and the updated cache."""

@@ -118,6 +118,24 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         f"{s.batch_size} must be a positive multiple of mesh data x fsdp = {batch_div}",
     )
 
+    g = c.get("engine")
+    if g is not None:
+        slots = g.slots or s.batch_size
+        need(
+            g.slots >= 0 and slots % batch_div == 0,
+            "engine.slots",
+            f"{g.slots} must be 0 (= sampling.batch_size) or a positive multiple of mesh data x "
+            f"fsdp = {batch_div}",
+        )
+        need(g.chunk >= 1, "engine.chunk", "must be >= 1 (decode steps per device call)")
+        need(
+            g.prefill_batch == 0
+            or (0 < g.prefill_batch <= slots and g.prefill_batch % batch_div == 0),
+            "engine.prefill_batch",
+            f"{g.prefill_batch} must be 0 (auto) or a multiple of mesh data x fsdp = {batch_div} "
+            f"no larger than the {slots} slots",
+        )
+
     e = c.executor
     need(e.workers >= 1, "executor.workers", "must be >= 1")
     need(

@@ -30,10 +30,12 @@ from azr_jax.parallel import sharding as shd
 from azr_jax.run.checkpointing import Checkpointer
 from azr_jax.run.records import Progress, RunLogger, write_config
 from azr_jax.run.sample_limits import SampleLimits
+from azr_jax.sampling.engine import Engine
 from azr_jax.sampling.generate import Generator
 from azr_jax.sampling.sampler import Sampler
 from azr_jax.sampling.settings import settings_from_model_dir
 from azr_jax.selfplay import step as selfplay
+from azr_jax.selfplay import streaming
 from azr_jax.selfplay.buffers import TaskBuffer, initial_buffers
 from azr_jax.selfplay.tasks import GROUPS, TaskType, group_name
 from azr_jax.update import packing
@@ -66,11 +68,25 @@ class JaxPolicy(selfplay.Policy):
         self.params: dict | None = None
         self.step = 0
 
-    def generate(self, texts, n, phase):
-        out = []
-        base = jax.random.fold_in(
+    def phase_key(self, phase: str) -> jax.Array:
+        return jax.random.fold_in(
             jax.random.fold_in(jax.random.key(self.seed), self.step), PHASES[phase]
         )
+
+    def queue(self) -> EngineQueue:
+        """One engine queue for a step's requests (selfplay/streaming.py)."""
+        return EngineQueue(self)
+
+    def generate(self, texts, n, phase):
+        if self.generator.engine is not None:  # one queue for the phase, keyed as streaming is
+            queue, done = self.queue(), {}
+            for i, text in enumerate(texts):
+                queue.submit(text, n, phase, i)
+            while queue.busy():
+                done.update((i, rows) for (_, i), rows in queue.step())
+            return [done[i] for i in range(len(texts))]
+        out = []
+        base = self.phase_key(phase)
         settings = self.settings.replace(n=n)
         for c, start in enumerate(range(0, len(texts), self.batch_size)):
             chunk = list(texts[start : start + self.batch_size])
@@ -84,6 +100,55 @@ class JaxPolicy(selfplay.Policy):
                     rows.append((p, g.tokens[r, :k], g.logprobs[r, :k], g.texts[r]))
                 out.append(rows)
         return out
+
+
+class EngineQueue(streaming.Queue):
+    """The engine's session as the streaming step's queue: sample j of request (phase, i) has
+    the key fold_in(fold_in(phase_key(phase), i), j), whenever it is decoded."""
+
+    def __init__(self, policy: JaxPolicy):
+        g = policy.generator
+        self.policy, self.generator, self.settings = policy, g, policy.settings
+        table = g.stop_table(policy.settings.stop_strings)
+        self.session = g.engine.session(policy.params, policy.settings, table)
+        self.rows: dict[tuple[str, int], list] = {}
+
+    def submit(self, text, n, phase, index):
+        rng = jax.random.fold_in(self.policy.phase_key(phase), index)
+        tags = [(phase, index, j) for j in range(n)]
+        self.rows[(phase, index)] = [None] * n
+        self.session.submit(self.generator.requests([text], rng, n, tags))
+
+    def busy(self):
+        return self.session.busy()
+
+    def step(self):
+        out = []
+        for c in self.session.step():
+            phase, i, j = c.tag
+            text = self.generator.detokenize(c.tokens, self.settings)
+            rows = self.rows[(phase, i)]
+            rows[j] = (c.prompt_ids, c.tokens, c.logprobs, text)
+            if all(r is not None for r in rows):
+                out.append(((phase, i), self.rows.pop((phase, i))))
+        return out
+
+
+def rollouts(run: Run, step: int, host: ThreadPoolExecutor, share) -> selfplay.StepResult:
+    """The self-play part of a step: on one streaming queue (the engine, one process), or phase
+    by phase (`engine.streaming=False`, the static sampler, or several processes: their host
+    checks split over the hosts, which the streaming step does not)."""
+    g = run.config.get("engine")
+    if (
+        g is not None
+        and g.streaming
+        and run.policy.generator.engine is not None
+        and jax.process_count() == 1
+    ):
+        return streaming.run_step_streaming(
+            run.settings, run.policy, run.pool, run.buffers, step, host
+        )
+    return selfplay.run_step(run.settings, run.policy, run.pool, run.buffers, step, host, share)
 
 
 # ----------------------------------------------------------------------------- the update batch
@@ -232,7 +297,26 @@ def make_generator(cfg, mesh, model_dir: Path, config) -> tuple[Generator, Any]:
     )
     longest = max(s.max_new_tokens, config.eval.max_new_tokens)  # rollouts or evaluation
     sampler = Sampler(cfg, mesh, max_cache_length=_bucket(s.max_prompt_len) + longest)
-    return Generator(sampler, hf_io.load_tokenizer(model_dir)), settings
+    engine = make_engine(cfg, mesh, sampler.max_cache_length, config)
+    return Generator(sampler, hf_io.load_tokenizer(model_dir), engine=engine), settings
+
+
+def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
+    """The slot engine of a run (`config.engine`), or None for the static sampler."""
+    g = config.get("engine")
+    if g is None or not g.enabled:
+        return None
+    slots = g.slots or config.sampling.batch_size
+    rows = 1 if mesh is None else int(np.prod([mesh.shape[a] for a in shd.BATCH_AXES]))
+    prefill = g.prefill_batch or rows  # one row per device: a refill prefills no padding
+    return Engine(
+        cfg,
+        mesh,
+        slots=slots,
+        chunk=g.chunk,
+        max_cache_length=max_cache_length,
+        prefill_batch=prefill,
+    )
 
 
 def setup(config) -> Run:
@@ -350,7 +434,7 @@ def train_step_once(run: Run, step: int, host: ThreadPoolExecutor) -> dict[str, 
     t0 = time.perf_counter()
     run.policy.params, run.policy.step = run.state.params, step
     share = selfplay.HostShare(mine=dist.my_share, gather=dist.gather_shares)
-    result = selfplay.run_step(run.settings, run.policy, run.pool, run.buffers, step, host, share)
+    result = rollouts(run, step, host, share)
     adv = selfplay.advantages(run.settings, result.episodes)
     t1 = time.perf_counter()
     metrics = update(run, result.episodes, adv)
@@ -575,9 +659,10 @@ def greedy_fn(generator: Generator, params, settings, batch_size: int):
 
     def generate(texts):
         out = []
-        for start in range(0, len(texts), batch_size):
+        size = max(len(texts), 1) if generator.engine is not None else batch_size  # one queue
+        for start in range(0, len(texts), size):
             g = generator.generate(
-                params, list(texts[start : start + batch_size]), jax.random.key(0), greedy
+                params, list(texts[start : start + size]), jax.random.key(0), greedy
             )
             out += g.texts
         return out

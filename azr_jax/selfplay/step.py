@@ -321,7 +321,18 @@ def run_step(
     metrics = step_metrics(s, episodes, prop_eps, verdicts, solve_grades, solve_items)
     metrics.update({f"time/{k}_s": v for k, v in timer.seconds.items()})
     metrics["time/device_wait_s"] = timer.device_wait
+    est_rows = [row for rows in est_samples for row in rows] if est_items else []
+    metrics.update(phase_tokens(prop_eps, solve_eps, est_rows))
     return StepResult(episodes, new_tasks, metrics)
+
+
+def phase_tokens(prop_eps, solve_eps, est_rows) -> dict[str, float]:
+    """Generated tokens per phase (`tokens/propose`, ...; difficulty rollouts: `estimate`)."""
+    return {
+        "tokens/propose": float(sum(len(e.response_ids) for e in prop_eps)),
+        "tokens/solve": float(sum(len(e.response_ids) for e in solve_eps)),
+        "tokens/estimate": float(sum(len(row[1]) for row in est_rows)),
+    }
 
 
 def _per_type_index(items, valid_idx):

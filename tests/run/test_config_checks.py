@@ -50,6 +50,10 @@ def test_default_config_is_valid():
         ("logging.samples_max_file_mb", -1.0, r"--config\.logging\.samples_max_file_mb"),
         ("logging.samples_keep_steps", -2, r"--config\.logging\.samples_keep_steps"),
         ("rl.packing", None, r"--config\.rl\.packing.*True"),
+        ("engine.slots", 3, r"--config\.engine\.slots.*multiple of mesh data x fsdp = 2"),
+        ("engine.chunk", 0, r"--config\.engine\.chunk"),
+        ("engine.prefill_batch", 3, r"--config\.engine\.prefill_batch.*multiple"),
+        ("engine.prefill_batch", 6, r"--config\.engine\.prefill_batch.*no larger than the 4"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):
