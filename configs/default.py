@@ -30,6 +30,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.tiny_family = (
         "qwen2"  # family of the locally built default model (qwen2|qwen3|llama|gpt2)
     )
+    # With model_name "": warmstart (a small code model trained here on first use, cached by
+    # recipe hash: see azr_jax/warmstart/) | random (tiny random weights, what the unit tests use).
+    c.model.base = "warmstart"
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = 1  # data-parallel axis size (-1: the devices that remain)
@@ -62,6 +65,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.azr.max_recent = 64  # newest tasks preferred in each solve batch
     c.azr.extreme_reward = 0.0  # proposer reward at solve rate 0 or 1 (paper 0; authors' code -0.5)
     c.azr.token_weighted_advantages = False  # TRR++ statistics weighted by tokens (authors' code)
+    # Diversity-aware proposer reward (selfplay/diversity.py; 0 = the paper's reward): a valid
+    # proposal loses diversity_penalty x the fraction of the step's other valid programs and the
+    # buffer's newest 64 that are at least diversity_threshold similar to it.
+    c.azr.diversity_penalty = 0.0
+    c.azr.diversity_threshold = 0.9  # similarity (normalised token diff ratio) counted as a copy
 
     c.rl = ml_collections.ConfigDict()
     c.rl.learning_rate = 1e-5  # AdamW learning rate (paper: 1e-6)
@@ -79,6 +87,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.checkpoint.interval_steps = 2  # save every N steps (and at the end)
     c.checkpoint.max_to_keep = 2  # keep the last N checkpoints
     c.checkpoint.async_save = True  # write in the background while training continues
+
+    # The warm start (azr_jax/warmstart/): built on first use when model_name is "" and
+    # model.base is "warmstart"; other recipe fields keep warmstart.train.Recipe's defaults.
+    c.warmstart = ml_collections.ConfigDict()
+    c.warmstart.cache_dir = ".cache/warmstart"  # one directory per recipe hash (git-ignored)
+    c.warmstart.seed = 0  # the grammar's seed (held-out sets use other seeds)
+    c.warmstart.n_programs = 2400  # grammar programs drawn for the corpus
+    c.warmstart.steps = 1200  # next-token optimizer steps
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every_steps = 0  # evaluate during training every N steps (0 = never)

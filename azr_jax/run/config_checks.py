@@ -187,5 +187,27 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
             "eval.cruxeval_path",
             f"{v.cruxeval_path!r} does not exist",
         )
+    _check_warmstart(c, need)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def _check_warmstart(c, need) -> None:
+    """The warm start's keys (issue 13) and the diversity-aware proposer reward."""
+    base = c.model.get("base", "random")
+    need(
+        base in ("warmstart", "random"),
+        "model.base",
+        f"{base!r} is not one of ('warmstart', 'random'); it picks the model built when "
+        "model_name is ''",
+    )
+    if "warmstart" in c:
+        w = c.warmstart
+        need(w.n_programs >= 1, "warmstart.n_programs", "must be >= 1")
+        need(w.steps >= 1, "warmstart.steps", "must be >= 1")
+        need(bool(str(w.cache_dir).strip()), "warmstart.cache_dir", "must name a directory")
+    a = c.azr
+    pen = a.get("diversity_penalty", 0.0)
+    thr = a.get("diversity_threshold", 0.9)
+    need(pen >= 0, "azr.diversity_penalty", f"{pen} must be >= 0 (0 = the paper's reward)")
+    need(0 < thr <= 1, "azr.diversity_threshold", f"{thr} must be in (0, 1]")
