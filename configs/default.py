@@ -44,7 +44,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sampling.top_p = 1.0  # nucleus sampling mass (1.0 = off)
     c.sampling.top_k = 0  # top-k sampling (0 = off)
     c.sampling.max_prompt_len = 768  # longest prompt in tokens (paper: 6144)
-    c.sampling.max_new_tokens = 64  # longest response in tokens (paper: 8096)
+    c.sampling.max_new_tokens = (
+        48  # longest response in tokens (paper: 8096; the warm start needs <= 40)
+    )
     c.sampling.batch_size = 16  # rows per sampler call (a multiple of data x fsdp)
 
     c.executor = ml_collections.ConfigDict()
@@ -58,8 +60,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.azr.task_types = ("code_o", "code_i", "code_f")  # deduction, abduction, induction
     c.azr.batch_size = 4  # proposals and solves per (task type, role) per step (paper: 64)
     c.azr.n_rollouts = 2  # solver rollouts per valid proposal to estimate difficulty (paper: 8)
-    c.azr.num_references = 6  # past triplets shown to deduction/abduction proposers (K)
-    c.azr.num_inputs = 10  # inputs an induction proposer writes (half shown, half hidden)
+    c.azr.num_references = 2  # past triplets shown to deduction/abduction proposers (K; paper 6)
+    c.azr.num_inputs = 4  # inputs an induction proposer writes (half shown, half hidden; paper 10)
     c.azr.buffer_capacity = 16384  # tasks kept per buffer (oldest dropped)
     c.azr.seed_buffer_size = 0  # 0: start from the identity seed; N: seeding phase up to N tasks
     c.azr.max_recent = 64  # newest tasks preferred in each solve batch
@@ -94,7 +96,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.warmstart.cache_dir = ".cache/warmstart"  # one directory per recipe hash (git-ignored)
     c.warmstart.seed = 0  # the grammar's seed (held-out sets use other seeds)
     c.warmstart.n_programs = 2400  # grammar programs drawn for the corpus
-    c.warmstart.steps = 1200  # next-token optimizer steps
+    c.warmstart.steps = 800  # next-token optimizer steps
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every_steps = 0  # evaluate during training every N steps (0 = never)

@@ -21,7 +21,16 @@ MAY_IMPORT = {
     "selfplay": {"executor"},
     "evals": {"executor", "selfplay", "sampling", "model", "parallel"},
     "warmstart": {"parallel", "model", "executor", "selfplay"},
-    "run": {"parallel", "model", "sampling", "update", "executor", "selfplay", "evals", "warmstart"},
+    "run": {
+        "parallel",
+        "model",
+        "sampling",
+        "update",
+        "executor",
+        "selfplay",
+        "evals",
+        "warmstart",
+    },
 }
 HOST_ONLY = {"executor", "selfplay"}  # the host side never imports JAX (STYLE.md, rule 6)
 DEVICE_LIBS = {"jax", "jaxlib", "flax", "optax", "orbax"}
