@@ -227,7 +227,8 @@ def build_warmstart(
 ) -> Path:
     """The warm-started checkpoint of `recipe`: from the cache, or built (minutes) and cached."""
     cache_dir = Path(cache_dir)
-    out = cache_dir / recipe.digest()
+    digest = recipe.digest()  # once: the source may change while a build runs
+    out = cache_dir / digest
     if (out / DONE_FILE).exists():
         return out
     t0, c0 = time.perf_counter(), _cpu_seconds()
@@ -260,7 +261,7 @@ def build_warmstart(
     params, stats = train_model(recipe, groups, cfg, progress)
     t_train = time.perf_counter() - t1
 
-    tmp = cache_dir / f".building-{recipe.digest()}-{os.getpid()}"
+    tmp = cache_dir / f".building-{digest}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -272,7 +273,7 @@ def build_warmstart(
     hf_io.save_hf(params, cfg, tmp, tmp)
     info = {
         "recipe": dataclasses.asdict(recipe),
-        "digest": recipe.digest(),
+        "digest": digest,
         "tasks": len(tasks),
         "samples": len(samples),
         "num_params": cfg.num_params,
