@@ -10,7 +10,7 @@ The build, all on the host CPU and deterministic given the recipe:
   1. grammar tasks, executed by the project's executor (`corpus.build_tasks`);
   2. every task rendered in the six self-play groups' prompt/response formats (`corpus.render`);
   3. a byte-level BPE tokenizer trained on that text (`tiny_checkpoint.train_tokenizer_on`);
-  4. a Qwen2-shaped model of the project's own transformer, from random init, trained with
+  4. a Llama-shaped model of the project's own transformer, from random init, trained with
      optax AdamW on the responses' tokens (the loss is on the response only; the prompt is
      context), one (task type, role) group per batch so each batch has one padded shape;
   5. written with `hf_io.save_hf`.
@@ -81,9 +81,12 @@ class Recipe:
 
 
 def _hf_config(recipe: Recipe, vocab: int, eos: int, pad: int, max_len: int):
+    """A Llama-shaped config with tied embeddings. Llama, not Qwen2: transformers' AutoTokenizer
+    replaces a qwen2 checkpoint's pre-tokenizer with Qwen2's word-splitting regex, which would
+    undo the space-crossing merges of our tokenizer; for llama it loads tokenizer.json as is."""
     import transformers as tf
 
-    return tf.Qwen2Config(
+    return tf.LlamaConfig(
         vocab_size=vocab,
         hidden_size=recipe.hidden,
         intermediate_size=recipe.mlp,
@@ -92,7 +95,7 @@ def _hf_config(recipe: Recipe, vocab: int, eos: int, pad: int, max_len: int):
         num_key_value_heads=recipe.kv_heads,
         max_position_embeddings=max_len,
         rms_norm_eps=1e-6,
-        rope_theta=10000.0,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
         tie_word_embeddings=True,
         bos_token_id=eos,
         eos_token_id=eos,
