@@ -1,8 +1,8 @@
 """The self-play curve: the real trainer from the warm start, scored on held-out grammar tasks.
 
     python scripts/selfplay_curve.py                                   # N=20 steps, K=5, both rewards
-    python scripts/selfplay_curve.py --steps=4 --every=2 --heldout_programs=24 \
-        --config.warmstart.steps=20 --config.warmstart.n_programs=60   # the CI's shortened version
+    python scripts/selfplay_curve.py --steps=2 --every=2 --heldout_programs=16 \
+        --config.model_name=WARMSTART_DIR --config.azr.batch_size=2    # shortened (the CI's)
 
 1. Builds (or finds in its cache) the config's warm start and the tasks of its corpus.
 2. Draws held-out tasks from `--heldout_seed` with the same grammar, dropping every program
@@ -178,16 +178,18 @@ def main(argv):
     from azr_jax.run.config_checks import check_config
     from azr_jax.selfplay.diversity import normalize_program
     from azr_jax.warmstart import corpus
-    from azr_jax.warmstart.train import build_warmstart
+    from azr_jax.warmstart.train import DONE_FILE, Recipe, build_warmstart
 
     t0 = time.perf_counter()
     base_config = _CONFIG.value
     out = Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
-    recipe = trainer.warmstart_recipe(base_config)
-    if base_config.model_name:
+    if base_config.model_name:  # a built warm start: its own record says what its corpus was
         base_dir = Path(base_config.model_name)
+        info = json.loads((base_dir / DONE_FILE).read_text())["recipe"]
+        recipe = Recipe(**{**info, "banned_modules": tuple(info["banned_modules"])})
     else:
+        recipe = trainer.warmstart_recipe(base_config)
         base_dir = build_warmstart(recipe, base_config.warmstart.cache_dir)
     with ExecutorPool(workers=2, timeout_s=5.0, memory_mb=512, hash_seeds=[101, 202]) as pool:
         train_tasks = corpus.build_tasks(pool, recipe.seed, recipe.n_programs, recipe.num_inputs)
