@@ -96,7 +96,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.warmstart.cache_dir = ".cache/warmstart"  # one directory per recipe hash (git-ignored)
     c.warmstart.seed = 0  # the grammar's seed (held-out sets use other seeds)
     c.warmstart.n_programs = 2400  # grammar programs drawn for the corpus
-    c.warmstart.steps = 800  # next-token optimizer steps
+    c.warmstart.steps = 400  # next-token optimizer steps
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every_steps = 0  # evaluate during training every N steps (0 = never)

@@ -63,7 +63,7 @@ class Recipe:
     heads: int = 4
     kv_heads: int = 2
     mlp: int = 256
-    steps: int = 800  # optimizer steps
+    steps: int = 400  # optimizer steps
     batch_size: int = 16  # sequences per step (proposer and solver steps alternate)
     learning_rate: float = 3e-3  # AdamW peak, linear warm-up then cosine to 10%
     warmup_steps: int = 60
