@@ -45,6 +45,10 @@ def test_default_config_is_valid():
         ("executor.workers", 0, r"--config\.executor\.workers"),
         ("model.attention", "flash", r"--config\.model\.attention.*einsum"),
         ("executor.max_in_flight", 0, r"--config\.executor\.max_in_flight"),
+        ("model.base", "pretrained", r"--config\.model\.base.*warmstart"),
+        ("warmstart.steps", 0, r"--config\.warmstart\.steps"),
+        ("azr.diversity_penalty", -0.1, r"--config\.azr\.diversity_penalty"),
+        ("azr.diversity_threshold", 1.5, r"--config\.azr\.diversity_threshold"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):
