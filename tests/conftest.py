@@ -51,7 +51,7 @@ def qwen2_dir() -> Path:
 # A warm start shortened for CI: a few programs, memorised by a very small model in seconds, so
 # its proposals are real programs that validate (the full recipe takes minutes).
 SMALL_WARMSTART = dict(
-    n_programs=10,
+    n_programs=6,
     num_inputs=4,
     max_references=2,
     vocab_size=1024,
@@ -61,7 +61,7 @@ SMALL_WARMSTART = dict(
     heads=2,
     kv_heads=1,
     mlp=128,
-    steps=160,
+    steps=240,
     batch_size=8,
     learning_rate=1e-2,
     warmup_steps=10,

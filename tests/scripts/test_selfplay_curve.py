@@ -1,5 +1,6 @@
 """scripts/selfplay_curve.py, shortened: the real trainer from a (memorised) warm start, 2 steps
-per reward variant, held-out scoring, the PNG and the last-line JSON."""
+per reward variant, held-out scoring, the PNG and the last-line JSON. Greedy rollouts, so the
+small warm start writes the programs it memorised (at temperature 1 it is too small to)."""
 
 import json
 import os
@@ -25,6 +26,9 @@ def test_shortened_curve_runs_and_writes_its_json(tmp_path):
             f"--config={ROOT / 'configs' / 'default.py'}",
             f"--config.model_name={base}",
             "--config.azr.batch_size=2",
+            "--config.sampling.temperature=0",  # greedy: the memorised programs, exactly
+            "--config.sampling.max_new_tokens=96",  # its small tokenizer spends more tokens
+            "--config.azr.num_references=0",  # its corpus showed no seed triplet as reference
             "--steps=2",
             "--every=2",
             "--heldout_programs=16",
