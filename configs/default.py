@@ -30,6 +30,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.tiny_family = (
         "qwen2"  # family of the locally built default model (qwen2|qwen3|llama|gpt2)
     )
+    # With model_name "": warmstart (a small code model trained here on first use, cached by
+    # recipe hash: see azr_jax/warmstart/) | random (tiny random weights, what the unit tests use).
+    c.model.base = "warmstart"
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = 1  # data-parallel axis size (-1: the devices that remain)
@@ -41,7 +44,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sampling.top_p = 1.0  # nucleus sampling mass (1.0 = off)
     c.sampling.top_k = 0  # top-k sampling (0 = off)
     c.sampling.max_prompt_len = 768  # longest prompt in tokens (paper: 6144)
-    c.sampling.max_new_tokens = 64  # longest response in tokens (paper: 8096)
+    c.sampling.max_new_tokens = (
+        48  # longest response in tokens (paper: 8096; the warm start needs <= 40)
+    )
     c.sampling.batch_size = 16  # rows per sampler call (a multiple of data x fsdp)
 
     # The slot engine (azr_jax/sampling/engine.py): continuous batching over one KV cache.
@@ -63,13 +68,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.azr.task_types = ("code_o", "code_i", "code_f")  # deduction, abduction, induction
     c.azr.batch_size = 4  # proposals and solves per (task type, role) per step (paper: 64)
     c.azr.n_rollouts = 2  # solver rollouts per valid proposal to estimate difficulty (paper: 8)
-    c.azr.num_references = 6  # past triplets shown to deduction/abduction proposers (K)
-    c.azr.num_inputs = 10  # inputs an induction proposer writes (half shown, half hidden)
+    c.azr.num_references = 2  # past triplets shown to deduction/abduction proposers (K; paper 6)
+    c.azr.num_inputs = 4  # inputs an induction proposer writes (half shown, half hidden; paper 10)
     c.azr.buffer_capacity = 16384  # tasks kept per buffer (oldest dropped)
     c.azr.seed_buffer_size = 0  # 0: start from the identity seed; N: seeding phase up to N tasks
     c.azr.max_recent = 64  # newest tasks preferred in each solve batch
     c.azr.extreme_reward = 0.0  # proposer reward at solve rate 0 or 1 (paper 0; authors' code -0.5)
     c.azr.token_weighted_advantages = False  # TRR++ statistics weighted by tokens (authors' code)
+    # Diversity-aware proposer reward (selfplay/diversity.py; 0 = the paper's reward): a valid
+    # proposal loses diversity_penalty x the fraction of the step's other valid programs and the
+    # buffer's newest 64 that are at least diversity_threshold similar to it.
+    c.azr.diversity_penalty = 0.0
+    c.azr.diversity_threshold = 0.9  # similarity (normalised token diff ratio) counted as a copy
 
     c.rl = ml_collections.ConfigDict()
     c.rl.learning_rate = 1e-5  # AdamW learning rate (paper: 1e-6)
@@ -109,6 +119,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.logging.wandb_entity = ""  # W&B entity (team or user; "" = the account's default)
     c.logging.wandb_run_name = ""  # W&B display name ("" = the run directory's name)
     c.logging.wandb_samples_every = 10  # steps between W&B sample tables (0 = never)
+    # The warm start (azr_jax/warmstart/): built on first use when model_name is "" and
+    # model.base is "warmstart"; other recipe fields keep warmstart.train.Recipe's defaults.
+    c.warmstart = ml_collections.ConfigDict()
+    c.warmstart.cache_dir = ".cache/warmstart"  # one directory per recipe hash (git-ignored)
+    c.warmstart.seed = 0  # the grammar's seed (held-out sets use other seeds)
+    c.warmstart.n_programs = 2400  # grammar programs drawn for the corpus
+    c.warmstart.steps = 400  # next-token optimizer steps
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every_steps = 0  # evaluate during training every N steps (0 = never)

@@ -231,6 +231,7 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
             f"{v.cruxeval_path!r} does not exist",
         )
     _check_paper_eval(v, need)
+    _check_warmstart(c, need)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
@@ -268,3 +269,24 @@ def _check_paper_eval(v, need) -> None:
     )
     need(v.test_timeout_s > 0, "eval.test_timeout_s", "must be > 0 seconds")
     need(v.math_timeout_s >= 1, "eval.math_timeout_s", "must be >= 1 second (an integer)")
+
+
+def _check_warmstart(c, need) -> None:
+    """The warm start's keys (issue 13) and the diversity-aware proposer reward."""
+    base = c.model.get("base", "random")
+    need(
+        base in ("warmstart", "random"),
+        "model.base",
+        f"{base!r} is not one of ('warmstart', 'random'); it picks the model built when "
+        "model_name is ''",
+    )
+    if "warmstart" in c:
+        w = c.warmstart
+        need(w.n_programs >= 1, "warmstart.n_programs", "must be >= 1")
+        need(w.steps >= 1, "warmstart.steps", "must be >= 1")
+        need(bool(str(w.cache_dir).strip()), "warmstart.cache_dir", "must name a directory")
+    a = c.azr
+    pen = a.get("diversity_penalty", 0.0)
+    thr = a.get("diversity_threshold", 0.9)
+    need(pen >= 0, "azr.diversity_penalty", f"{pen} must be >= 0 (0 = the paper's reward)")
+    need(0 < thr <= 1, "azr.diversity_threshold", f"{thr} must be in (0, 1]")

@@ -37,6 +37,7 @@ from azr_jax.sampling.settings import settings_from_model_dir
 from azr_jax.selfplay import step as selfplay
 from azr_jax.selfplay import streaming
 from azr_jax.selfplay.buffers import TaskBuffer, initial_buffers
+from azr_jax.selfplay.diversity import ProgramCensus
 from azr_jax.selfplay.tasks import GROUPS, TaskType, group_name
 from azr_jax.update import packing
 from azr_jax.update.guard import describe as describe_nonfinite
@@ -236,18 +237,56 @@ class Run:
     abstract_state: Any
     start_step: int
     pad_id: int
+    census: ProgramCensus = dataclasses.field(default_factory=ProgramCensus)
 
 
 def base_model_dir(config) -> Path:
-    """The model to start from: `model_name`, or the tiny default built on first use."""
+    """The model to start from: `model_name`, or the tiny default built on first use (the warm
+    start, copied from its cache, or random weights with `model.base=random`)."""
     if config.model_name:
         return hf_io.resolve_model_dir(config.model_name)
     from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
 
     out = Path(config.output_dir) / "base_model"
     if dist.is_writer():
-        make_tiny_checkpoint(config.model.tiny_family, out, seed=config.seed)
+        if config.model.get("base", "random") == "warmstart":
+            copy_warmstart(config, out)
+        else:
+            make_tiny_checkpoint(config.model.tiny_family, out, seed=config.seed)
     dist.sync("tiny_model")
+    return out
+
+
+def warmstart_recipe(config):
+    """The warm start's recipe for this run: the config's `warmstart.*` and the prompt settings
+    the corpus must match (induction inputs, references, banned modules)."""
+    from azr_jax.warmstart.train import Recipe
+
+    w = config.warmstart
+    return Recipe(
+        seed=w.seed,
+        n_programs=w.n_programs,
+        steps=w.steps,
+        num_inputs=config.azr.num_inputs,
+        max_references=min(2, config.azr.num_references),
+        banned_modules=tuple(config.executor.banned_modules) or DEFAULT_BANNED,
+    )
+
+
+def copy_warmstart(config, out: Path) -> Path:
+    """Builds (or finds in `warmstart.cache_dir`) the warm start and copies it to `out`."""
+    import shutil
+
+    from azr_jax.warmstart.train import build_warmstart
+
+    if (out / "config.json").exists():
+        return out
+    cached = build_warmstart(warmstart_recipe(config), config.warmstart.cache_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(cached, tmp)
+    tmp.rename(out)
     return out
 
 
@@ -344,6 +383,7 @@ def setup(config) -> Run:
     )
     latest = checkpointer.latest_step()
     buffers = initial_buffers(config.azr.buffer_capacity, config.seed)
+    census = ProgramCensus()
     if latest is None:
         params = hf_io.load_params(model_dir, cfg, mesh)
         state = jit_init_state(cfg, hp, mesh)(params)
@@ -351,6 +391,7 @@ def setup(config) -> Run:
     else:
         state, host = checkpointer.restore(latest, abstract_state)
         buffers = {TaskType(k): TaskBuffer.from_state(v) for k, v in host["buffers"].items()}
+        census = ProgramCensus.from_state(host.get("census"))
         start = latest
         log.info("resumed %s from step %d", workdir, latest)
     generator, sampling = make_generator(cfg, mesh, model_dir, config)
@@ -376,6 +417,8 @@ def setup(config) -> Run:
         extreme_reward=a.extreme_reward,
         token_weighted=a.token_weighted_advantages,
         banned_modules=banned,
+        diversity_penalty=a.get("diversity_penalty", 0.0),
+        diversity_threshold=a.get("diversity_threshold", 0.9),
     )
     return Run(
         config,
@@ -393,6 +436,7 @@ def setup(config) -> Run:
         abstract_state,
         start,
         sampling.pad_id,
+        census,
     )
 
 
@@ -443,9 +487,21 @@ def train_step_once(run: Run, step: int, host: ThreadPoolExecutor) -> dict[str, 
         run.buffers[t].extend(tasks, step)
         metrics[f"buffer/{t.value}"] = len(run.buffers[t].tasks)
     metrics.update(result.metrics)
+    metrics.update(census_metrics(run.census, result.new_tasks))
     metrics["time/step_s"] = time.perf_counter() - t0
     metrics["time/device_wait_frac"] = metrics["time/device_wait_s"] / metrics["time/step_s"]
     return {"metrics": metrics, "episodes": result.episodes}
+
+
+def census_metrics(census: ProgramCensus, new_tasks: dict) -> dict[str, float]:
+    """Counts the step's valid programs; distinct / all valid proposals so far, per type and all
+    (deduction and abduction: induction programs come from the buffers)."""
+    types = [t for t in new_tasks if t is not TaskType.INDUCTION]
+    for t in types:
+        census.add(t.value, [task.program for task in new_tasks[t]])
+    out = {f"{t.value}/propose/distinct_programs": census.distinct_fraction(t.value) for t in types}
+    out["diversity/distinct_programs"] = census.distinct_fraction()
+    return out
 
 
 def _samples(episodes) -> list[dict]:
@@ -462,7 +518,11 @@ def _samples(episodes) -> list[dict]:
 
 
 def host_state(run: Run, step: int) -> dict:
-    return {"step": step, "buffers": {t.value: b.to_state() for t, b in run.buffers.items()}}
+    return {
+        "step": step,
+        "buffers": {t.value: b.to_state() for t, b in run.buffers.items()},
+        "census": run.census.to_state(),
+    }
 
 
 PLOTS = {

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from azr_jax.executor.pool import ExecutorPool
-from azr_jax.selfplay import prompts, rewards
+from azr_jax.selfplay import diversity, prompts, rewards
 from azr_jax.selfplay.buffers import TaskBuffer
 from azr_jax.selfplay.step import (
     Episode,
@@ -153,11 +153,15 @@ def run_step_streaming(
             new_tasks[items[i][0]].append(tasks[i])
             ep.reward = rewards.learnability_reward(solved[i], s.extreme_reward)
             ep.verdict = f"valid, solve rate {np.mean(solved[i]):.2f}"
+    div = diversity.step_diversity(
+        s.task_types, items, prop_eps, verdicts, buffers, s.diversity_penalty, s.diversity_threshold
+    )
     for ep, (well_formed, correct, verdict) in zip(solve_eps, solve_grades, strict=True):
         ep.reward, ep.verdict = rewards.solver_reward(well_formed, correct), verdict
 
     episodes = prop_eps + solve_eps
     metrics = step_metrics(s, episodes, prop_eps, verdicts, solve_grades, solve_items)
+    metrics.update(div)
     metrics.update({f"time/{k}_s": v for k, v in seconds.items()})
     metrics.update({f"tokens/{k}": float(v) for k, v in tokens.items()})
     metrics["time/rollout_s"] = time.perf_counter() - t_start

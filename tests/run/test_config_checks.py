@@ -54,6 +54,10 @@ def test_default_config_is_valid():
         ("engine.chunk", 0, r"--config\.engine\.chunk"),
         ("engine.prefill_batch", 3, r"--config\.engine\.prefill_batch.*multiple"),
         ("engine.prefill_batch", 6, r"--config\.engine\.prefill_batch.*no larger than the 4"),
+        ("model.base", "pretrained", r"--config\.model\.base.*warmstart"),
+        ("warmstart.steps", 0, r"--config\.warmstart\.steps"),
+        ("azr.diversity_penalty", -0.1, r"--config\.azr\.diversity_penalty"),
+        ("azr.diversity_threshold", 1.5, r"--config\.azr\.diversity_threshold"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):

@@ -27,6 +27,7 @@ def _cmd(out: Path, steps: int = STEPS, *extra: str) -> list[str]:
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
         f"--config={ROOT / 'configs' / 'default.py'}",
+        "--config.model.base=random",  # the tiny random model (the warm start has its own tests)
         f"--config.output_dir={out}",
         f"--config.num_steps={steps}",
         "--config.checkpoint.interval_steps=1",

@@ -34,6 +34,7 @@ mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
 config = mod.get_config()
 config.output_dir = sys.argv[1]
+config.model.base = "random"  # the tiny random model (the warm start has its own tests)
 config.num_steps = 4
 config.azr.batch_size = 2
 config.sampling.max_new_tokens = 32
