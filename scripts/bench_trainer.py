@@ -51,6 +51,7 @@ def main(argv):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     config = mod.get_config()
+    config.model.base = "random"  # the trainer's own cost, on the tiny random model
     with tempfile.TemporaryDirectory() as tmp:
         if FLAGS.preset == "small":
             config.model_name = str(

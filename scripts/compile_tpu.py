@@ -252,7 +252,10 @@ def _report(raw: dict, hbm_gib: float, resident: float) -> dict[str, Any]:
 
 
 def compile_train_step(cfg: ModelConfig, c, mesh) -> Any:
-    """The jitted train step lowered at the whole update batch's worst-case shapes."""
+    """The jitted train step, as the trainer runs it (with the non-finite guard), lowered at the
+    whole update batch's worst-case shapes: one episode per row of the padded length. Packing
+    (`rl.packing`) fills the same row length with several episodes and never needs more rows, so
+    this bounds the packed step too."""
     from azr_jax.run.trainer import abstract_train_state, hparams_from
 
     hp = hparams_from(c)
@@ -271,7 +274,7 @@ def compile_train_step(cfg: ModelConfig, c, mesh) -> Any:
         response_start=p,
     )
     shd.check_batch(mesh, rows // hp.micro_batches, "micro-batch")
-    step = jit_train_step(cfg, hp, mesh)
+    step = jit_train_step(cfg, hp, mesh, guard=True)  # as trainer.py runs it
     state = abstract_train_state(cfg, hp, mesh)
     rng = jax.eval_shape(lambda: jax.random.key(0))
     rng = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=shd.replicated(mesh))

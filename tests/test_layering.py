@@ -20,7 +20,17 @@ MAY_IMPORT = {
     "executor": set(),
     "selfplay": {"executor"},
     "evals": {"executor", "selfplay", "sampling", "model", "parallel"},
-    "run": {"parallel", "model", "sampling", "update", "executor", "selfplay", "evals"},
+    "warmstart": {"parallel", "model", "executor", "selfplay"},
+    "run": {
+        "parallel",
+        "model",
+        "sampling",
+        "update",
+        "executor",
+        "selfplay",
+        "evals",
+        "warmstart",
+    },
 }
 HOST_ONLY = {"executor", "selfplay"}  # the host side never imports JAX (STYLE.md, rule 6)
 DEVICE_LIBS = {"jax", "jaxlib", "flax", "optax", "orbax"}

@@ -37,9 +37,6 @@ FAMILIES = ("qwen2", "qwen3", "llama", "gpt2")
 
 def train_tokenizer(vocab_size: int, max_bytes: int = 1_500_000):
     """A byte-level BPE tokenizer trained on stdlib sources (sorted, so deterministic)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     texts, total = [], 0
     for path in sorted(stdlib.glob("*.py")):
@@ -48,14 +45,31 @@ def train_tokenizer(vocab_size: int, max_bytes: int = 1_500_000):
         total += len(text)
         if total > max_bytes:
             break
+    return train_tokenizer_on(texts, vocab_size)
+
+
+def train_tokenizer_on(texts, vocab_size: int, max_token_length: int = 0):
+    """A byte-level BPE tokenizer trained on `texts` (in order) with the project's special and
+    prompt tokens: what every locally built checkpoint uses (random or warm-started).
+
+    `max_token_length > 0` lets merges cross spaces (no pre-split into words), up to that many
+    characters per token: text that repeats (a prompt's fixed wording, `    return `) becomes
+    a few long tokens, as SentencePiece-style tokenizers do.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(
+        add_prefix_space=False, use_regex=max_token_length <= 0
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=[SPECIAL["eos"], SPECIAL["pad"]],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
+        max_token_length=max_token_length if max_token_length > 0 else None,
     )
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(

@@ -8,7 +8,16 @@ The KV cache is an explicit pytree: a list (one entry per layer) of `{"k": [B, K
 "v": [B, K, S, H]}` (heads before slots, so decode attention reads it without a transpose).
 Rows of a batch may be padded: the caller passes per-row `positions` ([B, T]) and `kv_mask`
 ([B, S], True where a cache slot / key holds a real token). Query `t` of a call attends to key
-slot `s` iff `s <= cache_index + t` and `kv_mask[b, s]`.
+slot `s` iff `s <= cache_index + t` and `kv_mask[b, s]`. `cache_index` is one scalar slot for the
+whole batch, or (decode only) a [B] array: row b's new keys go to its own slots (the slot engine,
+`sampling/engine.py`, whose rows are at different points of different requests).
+
+Packed rows (the update, `azr_jax.update.packing`): the full-sequence path (no cache) also takes
+`segment_ids` [B, T] int32 (0 = padding, k > 0 = the row's k-th episode). Query `t` then attends
+to key `s` iff `s <= t`, `segment_ids[b, s] == segment_ids[b, t] > 0` and `kv_mask[b, s]`, and
+every position always sees itself (a pad position's row is never fully masked, so it stays
+finite). Positions restarting per episode are the caller's (`positions`). With
+`segment_ids=None` nothing changes.
 
 `forward(params, cfg, ...)` is the pure function used under jit; `params` is a plain nested dict
 of arrays (see `abstract_params` / `param_axes`).
@@ -119,8 +128,10 @@ class Attention(nnx.Module):
         else:
             self.q_norm = self.k_norm = None
 
-    def __call__(self, x, positions, kv_mask, cache, cache_index):
+    def __call__(self, x, positions, kv_mask, cache, cache_index, segment_ids=None):
         cfg = self.cfg
+        if segment_ids is not None and cache is not None:
+            raise ValueError("segment_ids (packed rows) are for the full-sequence path: cache=None")
         q, k, v = self.q(x), self.k(x), self.v(x)  # [B, T, N, H], [B, T, K, H] x2
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
@@ -133,7 +144,15 @@ class Attention(nnx.Module):
         # later slots are all masked by causality, so [T, T] scores instead of [T, S], and the
         # fused kernels apply. The cache is written all the same.
         prefill = cache is not None and isinstance(cache_index, int) and cache_index == 0
-        if cache is not None:
+        per_row = cache is not None and not prefill and jnp.ndim(cache_index) == 1
+        if per_row:  # [B] int32: every row writes its T new keys at its own slot (slot engine)
+            rows = jnp.arange(x.shape[0])[:, None]  # [B, 1]
+            slots = cache_index[:, None] + jnp.arange(t)[None, :]  # [B, T]
+            new_cache = {
+                name: cache[name].at[rows, :, slots].set(x_.astype(cache[name].dtype), mode="drop")
+                for name, x_ in (("k", k), ("v", v))  # [B, T, K, H] at [B, K, S, H][b, :, s]
+            }
+        elif cache is not None:
             zero = jnp.zeros((), jnp.int32)
             idx = (zero, zero, jnp.asarray(cache_index, jnp.int32), zero)
             new = {"k": k.transpose(0, 2, 1, 3), "v": v.transpose(0, 2, 1, 3)}  # [B, K, T, H]
@@ -144,17 +163,25 @@ class Attention(nnx.Module):
         if prefill or cache is None:
             self_mask = kv_mask[:, :t]  # [B, T]
             if cfg.attention == "splash":
-                return self._splash(q, k, v, self_mask), new_cache if prefill else None
+                out = self._splash(q, k, v, self_mask, segment_ids)
+                return out, new_cache if prefill else None
             if cfg.attention != "einsum":
-                return self._fused(q, k, v, self_mask), new_cache if prefill else None
+                out = self._fused(q, k, v, self_mask, segment_ids)
+                return out, new_cache if prefill else None
             k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, H] x2
             cache, kv_mask, cache_index = (new_cache if prefill else None), self_mask, 0
         else:
             cache = new_cache
             k, v = cache["k"].astype(x.dtype), cache["v"].astype(x.dtype)  # [B, K, S, H] x2
-        q_slot = cache_index + jnp.arange(t)  # [T]
         k_slot = jnp.arange(k.shape[2])  # [S]
-        mask = (k_slot[None, :] <= q_slot[:, None])[None] & kv_mask[:, None, :]  # [B, T, S]
+        if per_row:
+            q_slot = cache_index[:, None] + jnp.arange(t)[None, :]  # [B, T]
+            mask = (k_slot[None, None, :] <= q_slot[:, :, None]) & kv_mask[:, None, :]
+        else:
+            q_slot = cache_index + jnp.arange(t)  # [T]
+            mask = (k_slot[None, :] <= q_slot[:, None])[None] & kv_mask[:, None, :]  # [B, T, S]
+        if segment_ids is not None:  # no cache here: T == S
+            mask = (mask & same_segment(segment_ids)) | jnp.eye(t, dtype=bool)[None]
         b, _, n, h = q.shape
         kh = k.shape[1]
         qg = q.reshape(b, t, kh, n // kh, h)  # [B, T, K, G, H]
@@ -176,31 +203,49 @@ class Attention(nnx.Module):
             y = y + self.o.bias[...].astype(y.dtype)
         return y
 
-    def _splash(self, q: jax.Array, k: jax.Array, v: jax.Array, kv_mask: jax.Array) -> jax.Array:
+    def _splash(
+        self,
+        q: jax.Array,
+        k: jax.Array,
+        v: jax.Array,
+        kv_mask: jax.Array,
+        segment_ids: jax.Array | None = None,
+    ) -> jax.Array:
         """Causal self-attention on the Pallas splash kernel (`model/splash.py`): q [B, T, N, H],
-        k and v [B, T, K, H], kv_mask [B, T]. Left padding becomes segment 0 (pads attend only
-        to pads), real tokens segment 1."""
+        k and v [B, T, K, H], kv_mask [B, T]. Packed rows pass their segment ids [B, T] (0 =
+        padding); otherwise left padding becomes segment 0 (pads attend only to pads), real
+        tokens segment 1."""
         b, t, n, h = q.shape
+        seg = kv_mask.astype(jnp.int32) if segment_ids is None else segment_ids
         interpret = self.cfg.splash_interpret
         if interpret is None:
             interpret = jax.default_backend() != "tpu"
-        out = splash.splash_attention(
-            q, k, v, kv_mask.astype(jnp.int32), interpret=interpret
-        )  # [B, T, N, H]
+        out = splash.splash_attention(q, k, v, seg, interpret=interpret)  # [B, T, N, H]
         return self._out(out.reshape(b, t, n * h))
 
-    def _fused(self, q: jax.Array, k: jax.Array, v: jax.Array, kv_mask: jax.Array) -> jax.Array:
+    def _fused(
+        self,
+        q: jax.Array,
+        k: jax.Array,
+        v: jax.Array,
+        kv_mask: jax.Array,
+        segment_ids: jax.Array | None = None,
+    ) -> jax.Array:
         """Causal self-attention without a cache through `jax.nn.dot_product_attention`.
 
         q [B, T, N, H], k and v [B, T, K, H] (GQA handled by the library), kv_mask [B, T] (real
         tokens). Rows may be left-padded: keys are masked by `kv_mask`, and every position may
         always see itself, so a pad row is never fully masked (a fully masked row is NaN in
         some kernels; its output is never used, but NaN would leak through 0 * NaN in the
-        backward pass). Real rows are unaffected: their own key is real anyway.
+        backward pass). Real rows are unaffected: their own key is real anyway. With
+        `segment_ids` [B, T] (packed rows) keys are also restricted to the query's segment.
         """
         b, t, n, h = q.shape
         own = jnp.eye(t, dtype=bool)[None, None]  # [1, 1, T, S]
-        mask = kv_mask[:, None, None, :].astype(bool) | own  # [B, 1, T, S]
+        mask = kv_mask[:, None, None, :].astype(bool)  # [B, 1, 1, S]
+        if segment_ids is not None:
+            mask = mask & same_segment(segment_ids)[:, None]  # [B, 1, T, S]
+        mask = mask | own  # [B, 1, T, S]
         out = jax.nn.dot_product_attention(
             q, k, v, mask=mask, is_causal=True, implementation=self.cfg.attention
         )  # [B, T, N, H]
@@ -235,8 +280,8 @@ class Block(nnx.Module):
         self.mlp_norm = Norm(cfg.hidden_size, kind, cfg.norm_eps, cfg.param_dtype)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x, positions, kv_mask, cache, cache_index):
-        h, cache = self.attn(self.attn_norm(x), positions, kv_mask, cache, cache_index)
+    def __call__(self, x, positions, kv_mask, cache, cache_index, segment_ids=None):
+        h, cache = self.attn(self.attn_norm(x), positions, kv_mask, cache, cache_index, segment_ids)
         x = constrain(x + h, ("batch", "length", "act_embed"))
         x = x + self.mlp(self.mlp_norm(x))
         return constrain(x, ("batch", "length", "act_embed")), cache
@@ -260,11 +305,21 @@ class CausalLM(nnx.Module):
         else:
             self.lm_head = _param(rngs, (d, cfg.vocab_size), ("embed", "vocab"), cfg.param_dtype)
 
-    def hidden(self, tokens, positions, kv_mask, cache=None, cache_index=None, remat=False):
+    def hidden(
+        self,
+        tokens,
+        positions,
+        kv_mask,
+        cache=None,
+        cache_index=None,
+        remat=False,
+        segment_ids=None,
+    ):
         """Final normalised hidden states [B, T, D] and the updated cache.
 
         `remat` (training, no cache) recomputes each block's activations in the backward pass
-        instead of storing them: memory per layer drops to the block's input.
+        instead of storing them: memory per layer drops to the block's input. `segment_ids`
+        [B, T] (packed rows, no cache): see the module docstring.
         """
         dtype = jnp.dtype(self.cfg.dtype)
         # Vocab-parallel lookup: gather the table over `embed` first (as FSDP does for every
@@ -280,7 +335,7 @@ class CausalLM(nnx.Module):
                 raise ValueError("remat is for training (no KV cache); pass cache=None")
 
             def block(layer, x):
-                return layer(x, positions, kv_mask, None, None)[0]
+                return layer(x, positions, kv_mask, None, None, segment_ids)[0]
 
             remat_block = nnx.remat(block)
             for layer in self.layers:
@@ -288,7 +343,12 @@ class CausalLM(nnx.Module):
             return self.final_norm(x), None
         for i, layer in enumerate(self.layers):
             x, layer_cache = layer(
-                x, positions, kv_mask, None if cache is None else cache[i], cache_index
+                x,
+                positions,
+                kv_mask,
+                None if cache is None else cache[i],
+                cache_index,
+                segment_ids,
             )
             if cache is not None:
                 new_cache.append(layer_cache)
@@ -304,8 +364,10 @@ class CausalLM(nnx.Module):
             out = jnp.einsum("BTD,DV->BTV", h, w, preferred_element_type=jnp.float32)
         return constrain(out, ("batch", "length", "act_vocab"))
 
-    def __call__(self, tokens, positions, kv_mask, cache=None, cache_index=None):
-        h, cache = self.hidden(tokens, positions, kv_mask, cache, cache_index)
+    def __call__(self, tokens, positions, kv_mask, cache=None, cache_index=None, segment_ids=None):
+        h, cache = self.hidden(
+            tokens, positions, kv_mask, cache, cache_index, segment_ids=segment_ids
+        )
         return self.logits(h), cache
 
 
@@ -358,20 +420,33 @@ def forward(
     positions: jax.Array,  # [B, T] int32
     kv_mask: jax.Array,  # [B, S] bool (S = T without a cache)
     cache: Cache | None = None,
-    cache_index: jax.Array | int | None = None,  # scalar int32: cache slot of tokens[:, 0]
+    cache_index: jax.Array | int | None = None,  # int32 [] or [B]: cache slot of tokens[:, 0]
+    segment_ids: jax.Array | None = None,  # [B, T] int32 packed rows (no cache): 0 = padding
 ) -> tuple[jax.Array, Cache | None]:
     """Logits [B, T, V] (float32) and the updated cache."""
-    return bind(params, cfg)(tokens, positions, kv_mask, cache, cache_index)
+    return bind(params, cfg)(tokens, positions, kv_mask, cache, cache_index, segment_ids)
 
 
 def hidden_states(
-    params, cfg, tokens, positions, kv_mask, cache=None, cache_index=None, *, remat=False
+    params,
+    cfg,
+    tokens,
+    positions,
+    kv_mask,
+    cache=None,
+    cache_index=None,
+    *,
+    remat=False,
+    segment_ids=None,
 ):
     """Final normalised hidden states [B, T, D] (before the LM head) and the cache.
 
     `remat=True` (training only, no cache) wraps each block in `jax.checkpoint`.
+    `segment_ids` [B, T] int32 (packed rows, no cache): attention stays within each segment.
     """
-    return bind(params, cfg).hidden(tokens, positions, kv_mask, cache, cache_index, remat)
+    return bind(params, cfg).hidden(
+        tokens, positions, kv_mask, cache, cache_index, remat, segment_ids
+    )
 
 
 def unembed(params: dict, cfg: ModelConfig, h: jax.Array) -> jax.Array:
@@ -387,6 +462,12 @@ def init_cache(cfg: ModelConfig, batch: int, length: int, dtype: str | None = No
 
 
 CACHE_AXES = ("batch", "act_kv_heads", "cache_length", None)
+
+
+def same_segment(segment_ids: jax.Array) -> jax.Array:
+    """[B, T] segment ids -> [B, T, S] bool: key s is in query t's segment and not padding (0)."""
+    seg = segment_ids.astype(jnp.int32)
+    return (seg[:, :, None] == seg[:, None, :]) & (seg[:, None, :] > 0)
 
 
 def positions_from_mask(mask: jax.Array) -> jax.Array:

@@ -25,6 +25,10 @@ _DEVICE = "device"
 _HOST = "host"
 
 
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written (disk full, permissions); the message names the directory."""
+
+
 class Checkpointer:
     """Saves every `save_interval_steps` steps, keeps the newest `max_to_keep` steps.
 
@@ -62,6 +66,7 @@ class Checkpointer:
         if max_to_keep is not None and max_to_keep < 1:
             raise ValueError(f"max_to_keep={max_to_keep} must be >= 1 (or None to keep all)")
         self.directory = Path(directory).absolute()
+        self._pending: int | None = None  # the step of the last save (async: maybe in flight)
         policies = ocp.checkpoint_managers
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
@@ -98,16 +103,50 @@ class Checkpointer:
                 back as lists.
             force: save regardless of the interval (e.g. the final step). Saving a step that
                 already exists is an error.
+
+        Raises:
+            CheckpointSaveError: writing this step (or, with async saves, the previous one)
+                failed, e.g. no space left or no permission; names the directory. The steps
+                already complete stay as they were (restorable).
         """
-        return self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                **{
-                    _DEVICE: ocp.args.StandardSave(device_state),
-                    _HOST: ocp.args.JsonSave(host_state),
-                }
-            ),
-            force=force,
+        try:
+            saved = self._manager.save(
+                step,
+                args=ocp.args.Composite(
+                    **{
+                        _DEVICE: ocp.args.StandardSave(device_state),
+                        _HOST: ocp.args.JsonSave(host_state),
+                    }
+                ),
+                force=force,
+            )
+        except CheckpointSaveError:
+            raise
+        except Exception as e:
+            raise self._save_failed(step, e) from e
+        if saved:
+            self._pending = step
+        return saved
+
+    def _save_failed(self, step: int | None, cause: Exception) -> CheckpointSaveError:
+        """The error for a failed save, naming the directory and the newest complete step."""
+        try:  # read the disk again: the manager's cached step list may include the failed one
+            done = sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit())
+        except OSError:
+            done = []
+        step = self._pending if step is None else step
+        which = f"step {step}" if step is not None else "a checkpoint"
+        kept = (
+            f"the last complete checkpoint, step {done[-1]}, is intact and rerunning resumes "
+            "from it"
+            if done
+            else "no complete checkpoint exists yet"
+        )
+        return CheckpointSaveError(
+            f"saving {which} to {self.directory} failed: {type(cause).__name__}: "
+            f"{str(cause)[:500]}. The disk may be full or the directory not writable: free space "
+            f"or fix the permissions of {self.directory} (or use another --config.output_dir); "
+            f"{kept}."
         )
 
     def latest_step(self) -> int | None:
@@ -169,12 +208,23 @@ class Checkpointer:
         return restored[_DEVICE], restored[_HOST]
 
     def wait(self) -> None:
-        """Blocks until a pending async save has committed."""
-        self._manager.wait_until_finished()
+        """Blocks until a pending async save has committed.
+
+        Raises:
+            CheckpointSaveError: that save failed (see `save`).
+        """
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:
+            raise self._save_failed(None, e) from e
+        self._pending = None
 
     def close(self) -> None:
-        """Waits for pending saves and releases Orbax's resources."""
-        self._manager.close()
+        """Waits for pending saves and releases Orbax's resources (CheckpointSaveError as `wait`)."""
+        try:
+            self._manager.close()
+        except Exception as e:
+            raise self._save_failed(None, e) from e
 
     def __enter__(self) -> Checkpointer:
         return self

@@ -132,6 +132,24 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         f"{s.batch_size} must be a positive multiple of mesh data x fsdp = {batch_div}",
     )
 
+    g = c.get("engine")
+    if g is not None:
+        slots = g.slots or s.batch_size
+        need(
+            g.slots >= 0 and slots % batch_div == 0,
+            "engine.slots",
+            f"{g.slots} must be 0 (= sampling.batch_size) or a positive multiple of mesh data x "
+            f"fsdp = {batch_div}",
+        )
+        need(g.chunk >= 1, "engine.chunk", "must be >= 1 (decode steps per device call)")
+        need(
+            g.prefill_batch == 0
+            or (0 < g.prefill_batch <= slots and g.prefill_batch % batch_div == 0),
+            "engine.prefill_batch",
+            f"{g.prefill_batch} must be 0 (auto) or a multiple of mesh data x fsdp = {batch_div} "
+            f"no larger than the {slots} slots",
+        )
+
     e = c.executor
     need(e.workers >= 1, "executor.workers", "must be >= 1")
     need(
@@ -183,6 +201,11 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         f"the update batch of 2 roles x {len(a.task_types)} task types x {a.batch_size} = {rows} rows "
         f"must divide over mesh data x fsdp = {batch_div}; change azr.batch_size or the mesh",
     )
+    need(
+        r.get("max_skipped_steps", 3) >= 1,
+        "rl.max_skipped_steps",
+        "must be >= 1 (non-finite updates in a row before the run stops)",
+    )
     mb = r.micro_batch_size
     need(
         mb == 0 or (mb > 0 and rows % mb == 0 and mb % batch_div == 0),
@@ -190,9 +213,29 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         f"{mb} must be 0 (whole batch) or divide the {rows}-row update batch and be a multiple of {batch_div}",
     )
 
+    packing = r.get("packing", False)
+    need(
+        isinstance(packing, bool),
+        "rl.packing",
+        f"{packing!r} must be True (pack several episodes per update row) or False (one per row)",
+    )
+
     k = c.checkpoint
     need(k.interval_steps >= 1, "checkpoint.interval_steps", "must be >= 1")
     need(k.max_to_keep >= 1, "checkpoint.max_to_keep", "must be >= 1")
+    lg = c.get("logging")
+    if lg is not None:
+        for key in ("samples_per_group", "samples_keep_steps", "wandb_samples_every"):
+            need(lg[key] >= 0, f"logging.{key}", "must be >= 0 (0 = off / all)")
+        need(
+            lg.samples_max_file_mb >= 0, "logging.samples_max_file_mb", "must be >= 0 (0 = no cap)"
+        )
+        if lg.wandb:
+            need(bool(lg.wandb_project), "logging.wandb_project", "must name a W&B project")
+            try:
+                import wandb  # noqa: F401
+            except ImportError:
+                need(False, "logging.wandb", "needs the wandb package: pip install wandb")
     v = c.eval
     need(v.every_steps >= 0, "eval.every_steps", "must be >= 0 (0 = never)")
     if v.every_steps > 0:
@@ -201,5 +244,63 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
             "eval.cruxeval_path",
             f"{v.cruxeval_path!r} does not exist",
         )
+    _check_paper_eval(v, need)
+    _check_warmstart(c, need)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def _check_paper_eval(v, need) -> None:
+    """The paper-table keys (issue 15): benchmark names, pass@k, time limits."""
+    from azr_jax.evals import benchmarks
+
+    try:
+        benchmarks.select(v.suite, v.benchmarks)
+    except ValueError as e:
+        need(False, "eval.suite / eval.benchmarks", str(e))
+    need(v.max_problems >= 0, "eval.max_problems", "must be >= 0 (0 = all)")
+    try:
+        benchmarks.within_dates([], v.livecodebench_dates)
+    except ValueError as e:
+        need(False, "eval.livecodebench_dates", str(e))
+    need(v.num_samples >= 0, "eval.num_samples", "must be >= 0 (0 = greedy only)")
+    need(
+        v.greedy or v.num_samples > 0,
+        "eval.greedy",
+        "is False and eval.num_samples is 0: nothing would be generated",
+    )
+    if v.num_samples > 0:
+        need(v.temperature > 0, "eval.temperature", "must be > 0 for sampled pass@k")
+        need(0 < v.top_p <= 1, "eval.top_p", "must be in (0, 1]")
+    try:
+        ks = [int(k) for k in str(v.pass_k).split(",") if k.strip()]
+    except ValueError:
+        ks = [0]
+    need(
+        bool(ks) and all(k >= 1 for k in ks),
+        "eval.pass_k",
+        f"{v.pass_k!r}: comma-separated integers >= 1, e.g. '1,5,10'",
+    )
+    need(v.test_timeout_s > 0, "eval.test_timeout_s", "must be > 0 seconds")
+    need(v.math_timeout_s >= 1, "eval.math_timeout_s", "must be >= 1 second (an integer)")
+
+
+def _check_warmstart(c, need) -> None:
+    """The warm start's keys (issue 13) and the diversity-aware proposer reward."""
+    base = c.model.get("base", "random")
+    need(
+        base in ("warmstart", "random"),
+        "model.base",
+        f"{base!r} is not one of ('warmstart', 'random'); it picks the model built when "
+        "model_name is ''",
+    )
+    if "warmstart" in c:
+        w = c.warmstart
+        need(w.n_programs >= 1, "warmstart.n_programs", "must be >= 1")
+        need(w.steps >= 1, "warmstart.steps", "must be >= 1")
+        need(bool(str(w.cache_dir).strip()), "warmstart.cache_dir", "must name a directory")
+    a = c.azr
+    pen = a.get("diversity_penalty", 0.0)
+    thr = a.get("diversity_threshold", 0.9)
+    need(pen >= 0, "azr.diversity_penalty", f"{pen} must be >= 0 (0 = the paper's reward)")
+    need(0 < thr <= 1, "azr.diversity_threshold", f"{thr} must be in (0, 1]")

@@ -29,6 +29,8 @@ import tqdm
 from matplotlib.figure import Figure
 from tensorboardX import SummaryWriter
 
+from azr_jax.run.sample_limits import SampleLimits, bounded_lines, rotate
+
 METRICS_FILE = "metrics.jsonl"
 _SAMPLES_NAME = re.compile(r"step_(\d+)\.jsonl")
 
@@ -37,7 +39,13 @@ class RunLogger:
     """Appends one metrics line per step, mirrors numbers to TensorBoard, writes samples/plots."""
 
     def __init__(
-        self, workdir: str | Path, *, is_writer: bool = True, resume_step: int | None = None
+        self,
+        workdir: str | Path,
+        *,
+        is_writer: bool = True,
+        resume_step: int | None = None,
+        sample_limits: SampleLimits = SampleLimits(),
+        mirror: Any = None,
     ):
         """Opens the records of `workdir`, dropping those of steps after `resume_step`.
 
@@ -46,10 +54,16 @@ class RunLogger:
             is_writer: False makes every method a no-op (non-zero processes of a multi-host run).
             resume_step: the step of the checkpoint the run resumed from; records of later
                 steps are removed. None (a fresh start) removes all earlier records.
+            sample_limits: what samples/ keeps (`sample_limits.SampleLimits`; default: all).
+            mirror: also sends metrics, samples and plots there (e.g. `wandb_mirror.WandbMirror`:
+                methods `log(step, record)`, `log_samples(step, rows)`, `log_plots(paths)`,
+                `close()`); None for none.
         """
         self.is_writer = is_writer
         self.workdir = Path(workdir)
         self.last_step: int | None = None
+        self.sample_limits = sample_limits
+        self.mirror = mirror
         if not is_writer:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -82,16 +96,27 @@ class RunLogger:
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self._tb.add_scalar(key, value, global_step=step)
         self._tb.flush()
+        if self.mirror is not None:
+            self.mirror.log(step, record)
         self.last_step = step
 
     def log_samples(self, step: int, samples: Sequence[Mapping[str, Any]]) -> Path | None:
-        """Writes `samples` (e.g. prompt, response, verdict dicts) to samples/step_{step:06d}.jsonl."""
+        """Writes `samples` (e.g. prompt, response, verdict dicts) to samples/step_{step:06d}.jsonl.
+
+        Only the rows `sample_limits` keeps (per group, byte cap); then the oldest step files
+        beyond `sample_limits.keep_steps` are deleted.
+        """
         if not self.is_writer:
             return None
         path = self.workdir / "samples" / f"step_{step:06d}.jsonl"
         path.parent.mkdir(exist_ok=True)
-        text = "".join(json.dumps({k: _plain(v) for k, v in s.items()}) + "\n" for s in samples)
-        _write_atomic(path, text.encode())
+        lines = bounded_lines(
+            samples, self.sample_limits, lambda s: json.dumps({k: _plain(v) for k, v in s.items()})
+        )
+        _write_atomic(path, "".join(lines).encode())
+        rotate(path.parent, self.sample_limits.keep_steps)
+        if self.mirror is not None:
+            self.mirror.log_samples(step, [json.loads(line) for line in lines])
         return path
 
     def plot(self, keys_by_figure: Mapping[str, Sequence[str]]) -> list[Path]:
@@ -123,6 +148,8 @@ class RunLogger:
             fig.savefig(tmp, format="png", dpi=100)
             os.replace(tmp, path)
             paths.append(path)
+        if self.mirror is not None:
+            self.mirror.log_plots(paths)
         return paths
 
     def close(self) -> None:
@@ -130,6 +157,8 @@ class RunLogger:
             return
         self._metrics.close()
         self._tb.close()
+        if self.mirror is not None:
+            self.mirror.close()
 
     def __enter__(self) -> RunLogger:
         return self

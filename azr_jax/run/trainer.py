@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,12 +29,18 @@ from azr_jax.parallel import distributed as dist
 from azr_jax.parallel import sharding as shd
 from azr_jax.run.checkpointing import Checkpointer
 from azr_jax.run.records import Progress, RunLogger, write_config
+from azr_jax.run.sample_limits import SampleLimits
+from azr_jax.sampling.engine import Engine
 from azr_jax.sampling.generate import Generator
 from azr_jax.sampling.sampler import Sampler
 from azr_jax.sampling.settings import settings_from_model_dir
 from azr_jax.selfplay import step as selfplay
+from azr_jax.selfplay import streaming
 from azr_jax.selfplay.buffers import TaskBuffer, initial_buffers
+from azr_jax.selfplay.diversity import ProgramCensus
 from azr_jax.selfplay.tasks import GROUPS, TaskType, group_name
+from azr_jax.update import packing
+from azr_jax.update.guard import describe as describe_nonfinite
 from azr_jax.update.pg_loss import PGBatch, PGLossConfig
 from azr_jax.update.train_step import (
     TrainHparams,
@@ -62,11 +69,25 @@ class JaxPolicy(selfplay.Policy):
         self.params: dict | None = None
         self.step = 0
 
-    def generate(self, texts, n, phase):
-        out = []
-        base = jax.random.fold_in(
+    def phase_key(self, phase: str) -> jax.Array:
+        return jax.random.fold_in(
             jax.random.fold_in(jax.random.key(self.seed), self.step), PHASES[phase]
         )
+
+    def queue(self) -> EngineQueue:
+        """One engine queue for a step's requests (selfplay/streaming.py)."""
+        return EngineQueue(self)
+
+    def generate(self, texts, n, phase):
+        if self.generator.engine is not None:  # one queue for the phase, keyed as streaming is
+            queue, done = self.queue(), {}
+            for i, text in enumerate(texts):
+                queue.submit(text, n, phase, i)
+            while queue.busy():
+                done.update((i, rows) for (_, i), rows in queue.step())
+            return [done[i] for i in range(len(texts))]
+        out = []
+        base = self.phase_key(phase)
         settings = self.settings.replace(n=n)
         for c, start in enumerate(range(0, len(texts), self.batch_size)):
             chunk = list(texts[start : start + self.batch_size])
@@ -80,6 +101,55 @@ class JaxPolicy(selfplay.Policy):
                     rows.append((p, g.tokens[r, :k], g.logprobs[r, :k], g.texts[r]))
                 out.append(rows)
         return out
+
+
+class EngineQueue(streaming.Queue):
+    """The engine's session as the streaming step's queue: sample j of request (phase, i) has
+    the key fold_in(fold_in(phase_key(phase), i), j), whenever it is decoded."""
+
+    def __init__(self, policy: JaxPolicy):
+        g = policy.generator
+        self.policy, self.generator, self.settings = policy, g, policy.settings
+        table = g.stop_table(policy.settings.stop_strings)
+        self.session = g.engine.session(policy.params, policy.settings, table)
+        self.rows: dict[tuple[str, int], list] = {}
+
+    def submit(self, text, n, phase, index):
+        rng = jax.random.fold_in(self.policy.phase_key(phase), index)
+        tags = [(phase, index, j) for j in range(n)]
+        self.rows[(phase, index)] = [None] * n
+        self.session.submit(self.generator.requests([text], rng, n, tags))
+
+    def busy(self):
+        return self.session.busy()
+
+    def step(self):
+        out = []
+        for c in self.session.step():
+            phase, i, j = c.tag
+            text = self.generator.detokenize(c.tokens, self.settings)
+            rows = self.rows[(phase, i)]
+            rows[j] = (c.prompt_ids, c.tokens, c.logprobs, text)
+            if all(r is not None for r in rows):
+                out.append(((phase, i), self.rows.pop((phase, i))))
+        return out
+
+
+def rollouts(run: Run, step: int, host: ThreadPoolExecutor, share) -> selfplay.StepResult:
+    """The self-play part of a step: on one streaming queue (the engine, one process), or phase
+    by phase (`engine.streaming=False`, the static sampler, or several processes: their host
+    checks split over the hosts, which the streaming step does not)."""
+    g = run.config.get("engine")
+    if (
+        g is not None
+        and g.streaming
+        and run.policy.generator.engine is not None
+        and jax.process_count() == 1
+    ):
+        return streaming.run_step_streaming(
+            run.settings, run.policy, run.pool, run.buffers, step, host
+        )
+    return selfplay.run_step(run.settings, run.policy, run.pool, run.buffers, step, host, share)
 
 
 # ----------------------------------------------------------------------------- the update batch
@@ -124,6 +194,29 @@ def make_batch(
     return batch, int(loss.sum())
 
 
+def make_packed_batch(
+    episodes: list[selfplay.Episode], adv: np.ndarray, pad_id: int, cap: int, row_multiple: int
+) -> tuple[PGBatch, int]:
+    """`rl.packing`: the episodes packed several to a row (`azr_jax.update.packing`), rows as
+    long as `make_batch`'s (capped at `cap`, the prompt + response cap), their number a multiple
+    of `row_multiple` (micro-batches x data x fsdp). Returns the batch and its response tokens."""
+    prompts = [e.prompt_ids for e in episodes]
+    responses = [e.response_ids for e in episodes]
+    length = packing.packed_length([len(p) for p in prompts], [len(r) for r in responses], cap=cap)
+    batch = packing.pack_episodes(
+        prompts,
+        responses,
+        [e.logprobs for e in episodes],
+        adv.astype(np.float32),
+        np.array([e.group for e in episodes], np.int32),
+        np.array([e.reward for e in episodes], np.float32),
+        pad_id=pad_id,
+        row_length=length,
+        row_multiple=row_multiple,
+    )
+    return batch, int(batch.loss_mask.sum())
+
+
 # ----------------------------------------------------------------------------- setup
 @dataclasses.dataclass
 class Run:
@@ -144,18 +237,56 @@ class Run:
     abstract_state: Any
     start_step: int
     pad_id: int
+    census: ProgramCensus = dataclasses.field(default_factory=ProgramCensus)
 
 
 def base_model_dir(config) -> Path:
-    """The model to start from: `model_name`, or the tiny default built on first use."""
+    """The model to start from: `model_name`, or the tiny default built on first use (the warm
+    start, copied from its cache, or random weights with `model.base=random`)."""
     if config.model_name:
         return hf_io.resolve_model_dir(config.model_name)
     from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
 
     out = Path(config.output_dir) / "base_model"
     if dist.is_writer():
-        make_tiny_checkpoint(config.model.tiny_family, out, seed=config.seed)
+        if config.model.get("base", "random") == "warmstart":
+            copy_warmstart(config, out)
+        else:
+            make_tiny_checkpoint(config.model.tiny_family, out, seed=config.seed)
     dist.sync("tiny_model")
+    return out
+
+
+def warmstart_recipe(config):
+    """The warm start's recipe for this run: the config's `warmstart.*` and the prompt settings
+    the corpus must match (induction inputs, references, banned modules)."""
+    from azr_jax.warmstart.train import Recipe
+
+    w = config.warmstart
+    return Recipe(
+        seed=w.seed,
+        n_programs=w.n_programs,
+        steps=w.steps,
+        num_inputs=config.azr.num_inputs,
+        max_references=min(2, config.azr.num_references),
+        banned_modules=tuple(config.executor.banned_modules) or DEFAULT_BANNED,
+    )
+
+
+def copy_warmstart(config, out: Path) -> Path:
+    """Builds (or finds in `warmstart.cache_dir`) the warm start and copies it to `out`."""
+    import shutil
+
+    from azr_jax.warmstart.train import build_warmstart
+
+    if (out / "config.json").exists():
+        return out
+    cached = build_warmstart(warmstart_recipe(config), config.warmstart.cache_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(cached, tmp)
+    tmp.rename(out)
     return out
 
 
@@ -205,7 +336,26 @@ def make_generator(cfg, mesh, model_dir: Path, config) -> tuple[Generator, Any]:
     )
     longest = max(s.max_new_tokens, config.eval.max_new_tokens)  # rollouts or evaluation
     sampler = Sampler(cfg, mesh, max_cache_length=_bucket(s.max_prompt_len) + longest)
-    return Generator(sampler, hf_io.load_tokenizer(model_dir)), settings
+    engine = make_engine(cfg, mesh, sampler.max_cache_length, config)
+    return Generator(sampler, hf_io.load_tokenizer(model_dir), engine=engine), settings
+
+
+def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
+    """The slot engine of a run (`config.engine`), or None for the static sampler."""
+    g = config.get("engine")
+    if g is None or not g.enabled:
+        return None
+    slots = g.slots or config.sampling.batch_size
+    rows = 1 if mesh is None else int(np.prod([mesh.shape[a] for a in shd.BATCH_AXES]))
+    prefill = g.prefill_batch or rows  # one row per device: a refill prefills no padding
+    return Engine(
+        cfg,
+        mesh,
+        slots=slots,
+        chunk=g.chunk,
+        max_cache_length=max_cache_length,
+        prefill_batch=prefill,
+    )
 
 
 def setup(config) -> Run:
@@ -223,7 +373,7 @@ def setup(config) -> Run:
     )
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     hp = hparams_from(config)
-    step_fn = jit_train_step(cfg, hp, mesh)
+    step_fn = jit_train_step(cfg, hp, mesh, guard=True)  # non-finite updates are not applied
     abstract_state = abstract_train_state(cfg, hp, mesh)
     checkpointer = Checkpointer(
         workdir / "checkpoints",
@@ -233,6 +383,7 @@ def setup(config) -> Run:
     )
     latest = checkpointer.latest_step()
     buffers = initial_buffers(config.azr.buffer_capacity, config.seed)
+    census = ProgramCensus()
     if latest is None:
         params = hf_io.load_params(model_dir, cfg, mesh)
         state = jit_init_state(cfg, hp, mesh)(params)
@@ -240,6 +391,7 @@ def setup(config) -> Run:
     else:
         state, host = checkpointer.restore(latest, abstract_state)
         buffers = {TaskType(k): TaskBuffer.from_state(v) for k, v in host["buffers"].items()}
+        census = ProgramCensus.from_state(host.get("census"))
         start = latest
         log.info("resumed %s from step %d", workdir, latest)
     generator, sampling = make_generator(cfg, mesh, model_dir, config)
@@ -265,6 +417,8 @@ def setup(config) -> Run:
         extreme_reward=a.extreme_reward,
         token_weighted=a.token_weighted_advantages,
         banned_modules=banned,
+        diversity_penalty=a.get("diversity_penalty", 0.0),
+        diversity_threshold=a.get("diversity_threshold", 0.9),
     )
     return Run(
         config,
@@ -282,16 +436,27 @@ def setup(config) -> Run:
         abstract_state,
         start,
         sampling.pad_id,
+        census,
     )
 
 
 # ----------------------------------------------------------------------------- the loop
 def update(run: Run, episodes, adv) -> dict[str, float]:
-    batch, n_tokens = make_batch(episodes, adv, run.pad_id)
+    c = run.config
+    if c.rl.get("packing", False):
+        s = c.sampling
+        multiple = hparams_from(c).micro_batches * math.prod(
+            run.mesh.shape[a] for a in shd.BATCH_AXES
+        )
+        cap = _bucket(s.max_prompt_len) + s.max_new_tokens
+        batch, n_tokens = make_packed_batch(episodes, adv, run.pad_id, cap, multiple)
+    else:
+        batch, n_tokens = make_batch(episodes, adv, run.pad_id)
+    n_rows = batch.tokens.shape[0]
     # Every host holds the whole (identical) batch; each feeds only its own rows.
-    rows = dist.process_rows(run.mesh, len(episodes))
+    rows = dist.process_rows(run.mesh, n_rows)
     local = jax.tree_util.tree_map(lambda x: x[rows], batch)
-    batch = dist.global_batch(local, run.mesh, len(episodes))
+    batch = dist.global_batch(local, run.mesh, n_rows)
     rng = jax.random.fold_in(jax.random.key(run.config.seed + 1), int(run.state.step))
     run.state, m = run.step_fn(run.state, batch, rng)
     m = dist.fetch(m)
@@ -304,6 +469,7 @@ def update(run: Run, episodes, adv) -> dict[str, float]:
             for gid in range(len(GROUPS)):
                 out[f"{group_name(gid)}/{k[len('group_') :]}_update"] = float(v[gid])
     out["policy/response_tokens"] = n_tokens
+    out["policy/update_rows"] = n_rows
     return out
 
 
@@ -312,7 +478,7 @@ def train_step_once(run: Run, step: int, host: ThreadPoolExecutor) -> dict[str, 
     t0 = time.perf_counter()
     run.policy.params, run.policy.step = run.state.params, step
     share = selfplay.HostShare(mine=dist.my_share, gather=dist.gather_shares)
-    result = selfplay.run_step(run.settings, run.policy, run.pool, run.buffers, step, host, share)
+    result = rollouts(run, step, host, share)
     adv = selfplay.advantages(run.settings, result.episodes)
     t1 = time.perf_counter()
     metrics = update(run, result.episodes, adv)
@@ -321,9 +487,21 @@ def train_step_once(run: Run, step: int, host: ThreadPoolExecutor) -> dict[str, 
         run.buffers[t].extend(tasks, step)
         metrics[f"buffer/{t.value}"] = len(run.buffers[t].tasks)
     metrics.update(result.metrics)
+    metrics.update(census_metrics(run.census, result.new_tasks))
     metrics["time/step_s"] = time.perf_counter() - t0
     metrics["time/device_wait_frac"] = metrics["time/device_wait_s"] / metrics["time/step_s"]
     return {"metrics": metrics, "episodes": result.episodes}
+
+
+def census_metrics(census: ProgramCensus, new_tasks: dict) -> dict[str, float]:
+    """Counts the step's valid programs; distinct / all valid proposals so far, per type and all
+    (deduction and abduction: induction programs come from the buffers)."""
+    types = [t for t in new_tasks if t is not TaskType.INDUCTION]
+    for t in types:
+        census.add(t.value, [task.program for task in new_tasks[t]])
+    out = {f"{t.value}/propose/distinct_programs": census.distinct_fraction(t.value) for t in types}
+    out["diversity/distinct_programs"] = census.distinct_fraction()
+    return out
 
 
 def _samples(episodes) -> list[dict]:
@@ -340,7 +518,11 @@ def _samples(episodes) -> list[dict]:
 
 
 def host_state(run: Run, step: int) -> dict:
-    return {"step": step, "buffers": {t.value: b.to_state() for t, b in run.buffers.items()}}
+    return {
+        "step": step,
+        "buffers": {t.value: b.to_state() for t, b in run.buffers.items()},
+        "census": run.census.to_state(),
+    }
 
 
 PLOTS = {
@@ -363,8 +545,21 @@ def periodic_eval(run: Run, config) -> dict[str, float]:
     finally:
         pool.close()
     out = {f"eval/{k}": float(v) for k, v in summary.items()}
+    out.update(periodic_paper_eval(run, config))
     out["time/eval_s"] = time.perf_counter() - t
     return out
+
+
+def periodic_paper_eval(run: Run, config) -> dict[str, float]:
+    """The paper's table (issue 15) as `eval/*` metrics, when eval.suite/benchmarks asks for it."""
+    from azr_jax.run import paper_eval
+
+    if not paper_eval.selected(config):
+        return {}
+    summary, _ = paper_eval.evaluate_paper(
+        config, run.policy.generator, run.state.params, run.policy.settings
+    )
+    return {f"eval/{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float))}
 
 
 def train_and_evaluate(config) -> dict[str, Any]:
@@ -374,9 +569,12 @@ def train_and_evaluate(config) -> dict[str, Any]:
         run.workdir,
         is_writer=dist.is_writer(),
         resume_step=run.start_step if run.start_step else None,
+        sample_limits=sample_limits_from(config),
+        mirror=wandb_mirror_from(config, run.workdir) if dist.is_writer() else None,
     )
     progress = Progress(config.num_steps, run.start_step, enabled=dist.is_writer())
     last: dict[str, Any] = {}
+    skipped: list[str] = []  # causes of the non-finite updates in a row just before this step
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="azr-host") as host:
             for step in range(run.start_step, config.num_steps):
@@ -387,6 +585,7 @@ def train_and_evaluate(config) -> dict[str, Any]:
                     last.update(periodic_eval(run, config))
                 logger.log(done, last)
                 logger.log_samples(done, _samples(out["episodes"]))
+                skipped = check_nonfinite(run, done, last, skipped, config.rl.max_skipped_steps)
                 run.checkpointer.save(
                     done, run.state, host_state(run, done), force=done == config.num_steps
                 )
@@ -401,11 +600,83 @@ def train_and_evaluate(config) -> dict[str, Any]:
         logger.plot(PLOTS)
     finally:
         progress.close()
-        run.checkpointer.wait()
-        run.checkpointer.close()
-        run.pool.close()
-        logger.close()
+        try:
+            run.checkpointer.wait()
+            run.checkpointer.close()
+        finally:
+            run.pool.close()
+            logger.close()
     return last
+
+
+# ----------------------------------------------------------------------------- run-dir records
+def sample_limits_from(config) -> SampleLimits:
+    """What samples/ keeps, from `config.logging` (see configs/default.py)."""
+    lg = config.logging
+    return SampleLimits(
+        rows_per_group=lg.samples_per_group,
+        max_file_bytes=int(lg.samples_max_file_mb * 2**20),
+        keep_steps=lg.samples_keep_steps,
+    )
+
+
+def wandb_mirror_from(config, workdir: Path):
+    """A `WandbMirror` if `config.logging.wandb` (process 0 only: the caller checks), else None."""
+    lg = config.logging
+    if not lg.wandb:
+        return None
+    from azr_jax.run.wandb_mirror import WandbMirror
+
+    return WandbMirror(
+        workdir,
+        project=lg.wandb_project,
+        entity=lg.wandb_entity,
+        name=lg.wandb_run_name,
+        config=json.loads(config.to_json_best_effort()),
+        samples_every=lg.wandb_samples_every,
+    )
+
+
+# ----------------------------------------------------------------------------- non-finite updates
+class NonFiniteUpdateError(RuntimeError):
+    """Too many updates in a row were not finite; the message names the step and the checkpoint."""
+
+
+def check_nonfinite(
+    run: Run, step: int, metrics: dict[str, Any], skipped: list[str], max_skipped: int
+) -> list[str]:
+    """Logs a step whose update the guard rejected; raises after `max_skipped` in a row.
+
+    `skipped`: causes of the rejected updates in a row before this one. Returns the new list
+    (empty once an update is applied).
+    """
+    mask = int(metrics.get("policy/nonfinite", 0))
+    if not mask:
+        return []
+    skipped = [*skipped, describe_nonfinite(mask)]
+    log.warning(
+        "step %d: update not applied, non-finite %s (%d in a row; the run stops at %d)",
+        step,
+        skipped[-1],
+        len(skipped),
+        max_skipped,
+    )
+    if len(skipped) >= max_skipped:
+        run.checkpointer.wait()
+        good = run.checkpointer.latest_step()
+        where = (
+            f"the last good checkpoint is step {good} in {run.checkpointer.directory} "
+            "(rerunning the command resumes from it)"
+            if good is not None
+            else f"no checkpoint was saved yet in {run.checkpointer.directory}"
+        )
+        raise NonFiniteUpdateError(
+            f"step {step}: {len(skipped)} updates in a row were not finite "
+            f"({'; '.join(skipped)}) and none was applied; {where}. Lower --config.rl."
+            "learning_rate, check the rewards and log-probs in metrics.jsonl, or raise "
+            "--config.rl.max_skipped_steps."
+        )
+    return skipped
 
 
 # ----------------------------------------------------------------------------- evaluation & export
@@ -448,9 +719,10 @@ def greedy_fn(generator: Generator, params, settings, batch_size: int):
 
     def generate(texts):
         out = []
-        for start in range(0, len(texts), batch_size):
+        size = max(len(texts), 1) if generator.engine is not None else batch_size  # one queue
+        for start in range(0, len(texts), size):
             g = generator.generate(
-                params, list(texts[start : start + batch_size]), jax.random.key(0), greedy
+                params, list(texts[start : start + size]), jax.random.key(0), greedy
             )
             out += g.texts
         return out

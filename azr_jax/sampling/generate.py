@@ -5,6 +5,11 @@ length bucket and the batch into a batch bucket (so the number of compiled shape
 padding rows are inactive and cost no decode steps once real rows are done), samples, and
 decodes each completion to text with the EOS token dropped and the text cut right after the
 stop string. Token ids and log-probs come back too, for the policy-gradient loss.
+
+With an `engine` (engine.py, the default of the trainer and of evaluation), all rows of a call
+go through the slot engine's one queue instead: no batch bucket, no decoding behind the longest
+row. Row r (sample j of prompt b, r = b * n + j) has the key fold_in(rng, r) either way, so the
+two paths give a row the same tokens (tests/sampling/test_engine.py).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import numpy as np
 from azr_jax.parallel import distributed
 from azr_jax.parallel import sharding as shd
 from azr_jax.sampling import stop_strings as stops
-from azr_jax.sampling.sampler import Sampler
+from azr_jax.sampling.engine import Engine, Request
+from azr_jax.sampling.sampler import Sampler, row_keys
 from azr_jax.sampling.settings import SamplingSettings
 
 
@@ -50,6 +56,7 @@ class Generator:
       tokenizer: the checkpoint's Hugging Face tokenizer.
       prompt_buckets: allowed padded prompt lengths (default: powers of two from 16).
       add_special_tokens: let the tokenizer add BOS etc. (off: prompts come fully formatted).
+      engine: when given, `generate` runs every row through this slot engine (one queue).
     """
 
     def __init__(
@@ -58,8 +65,9 @@ class Generator:
         tokenizer,
         prompt_buckets: tuple[int, ...] | None = None,
         add_special_tokens: bool = False,
+        engine: Engine | None = None,
     ):
-        self.sampler, self.tokenizer = sampler, tokenizer
+        self.sampler, self.tokenizer, self.engine = sampler, tokenizer, engine
         self.prompt_buckets = tuple(
             sorted(prompt_buckets or length_buckets(sampler.max_cache_length))
         )
@@ -114,6 +122,8 @@ class Generator:
         """Samples `settings.n` completions for each of `texts` (row b * n + j: prompt b)."""
         if not texts:
             raise ValueError("generate: no prompts")
+        if self.engine is not None:
+            return self._generate_engine(params, list(texts), rng, settings)
         tokens, lengths = self.encode(list(texts), settings.pad_id)
         out = self.sampler(
             params, tokens, lengths, rng, settings, self.stop_table(settings.stop_strings)
@@ -134,6 +144,43 @@ class Generator:
             ],
         )
 
+    def requests(self, texts: list[str], rng: jax.Array, n: int, tags=None) -> list[Request]:
+        """Engine requests for n samples of each text: row r = b * n + j has key fold_in(rng, r)."""
+        tokens, lengths = self.encode(texts, 0)
+        keys = np.asarray(jax.random.key_data(row_keys(_typed(rng), len(texts) * n)))
+        out = []
+        for b in range(len(texts)):
+            prompt = tokens[b, tokens.shape[1] - lengths[b] :]
+            for j in range(n):
+                r = b * n + j
+                out.append(Request(prompt, keys[r], r if tags is None else tags[r]))
+        return out
+
+    def _generate_engine(self, params, texts, rng, settings) -> Generations:
+        tokens, lengths = self.encode(texts, settings.pad_id)
+        done = self.engine.run(
+            params,
+            self.requests(texts, rng, settings.n),
+            settings,
+            self.stop_table(settings.stop_strings),
+        )
+        r, new = len(texts) * settings.n, settings.max_new_tokens
+        gen_tokens = np.full((r, new), settings.pad_id, np.int32)
+        gen_logprobs = np.zeros((r, new), np.float32)
+        gen_lengths = np.zeros((r,), np.int32)
+        for i, c in enumerate(done):
+            gen_tokens[i, : len(c.tokens)] = c.tokens
+            gen_logprobs[i, : len(c.tokens)] = c.logprobs
+            gen_lengths[i] = len(c.tokens)
+        return Generations(
+            prompt_tokens=tokens[: len(texts)],
+            prompt_lengths=lengths[: len(texts)],
+            tokens=gen_tokens,
+            logprobs=gen_logprobs,
+            lengths=gen_lengths,
+            texts=[self.detokenize(c.tokens, settings) for c in done],
+        )
+
     def detokenize(self, ids: np.ndarray, settings: SamplingSettings) -> str:
         """One completion's text: a final EOS dropped, cut right after the first stop string."""
         ids = [int(i) for i in ids]
@@ -141,3 +188,9 @@ class Generator:
             ids = ids[:-1]
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
         return stops.cut_at_stop(text, settings.stop_strings)
+
+
+def _typed(rng: jax.Array) -> jax.Array:
+    if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+        return rng
+    return jax.random.wrap_key_data(rng)  # a raw uint32 key from jax.random.PRNGKey

@@ -47,7 +47,7 @@ class DecodeState(NamedTuple):
     stop_state: jax.Array  # [R] int32 stop-string automaton state
     prompt_lengths: jax.Array  # [R] int32 real prompt tokens (token i has this + i as position)
     kv_mask: jax.Array  # [R, S] bool: real prompt slots and all generated slots
-    rng: jax.Array  # [] PRNG key (folded with `step` for each token)
+    keys: jax.Array  # [R] PRNG keys, one per row (`row_keys`), folded with each token's index
     cache: model_lib.Cache  # per layer {"k", "v"}: [R, K, S, H]
 
 
@@ -55,7 +55,7 @@ def state_axes(num_layers: int) -> DecodeState:
     """Logical axes of every DecodeState field (for `sharding.tree_shardings`)."""
     row, row2 = ("batch",), ("batch", None)
     layer = {"k": model_lib.CACHE_AXES, "v": model_lib.CACHE_AXES}
-    return DecodeState((), row2, row2, row, row, row, row, row2, (), [layer] * num_layers)
+    return DecodeState((), row2, row2, row, row, row, row, row2, row, [layer] * num_layers)
 
 
 # ----------------------------------------------------------------------------- one token
@@ -83,10 +83,24 @@ def _argmax(x: jax.Array) -> jax.Array:
     return jnp.min(jnp.where(hit, iota, x.shape[-1]), axis=-1)
 
 
+def row_keys(rng: jax.Array, rows: int) -> jax.Array:
+    """The per-row keys [rows] of a call: row r (sample j of prompt b, r = b * n + j) gets
+    fold_in(rng, r). A request's tokens depend only on its key, never on its neighbours."""
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(rows, dtype=jnp.int32))
+
+
 def sample_token(
-    logits: jax.Array, key: jax.Array, settings: SamplingSettings
+    keys: jax.Array,  # [R] PRNG keys, one per request
+    index: jax.Array,  # [R] int32 index of the token being sampled within its request
+    logits: jax.Array,  # [R, V] float32
+    settings: SamplingSettings,
 ) -> tuple[jax.Array, jax.Array]:
-    """One token per row from float32 logits [R, V]: (token [R] int32, its log-prob [R])."""
+    """One token per row: (token [R] int32, its log-prob [R]).
+
+    The noise of row r is drawn from fold_in(keys[r], index[r]) alone, so the static sampler
+    and the slot engine (engine.py), which both call this, give a request the same tokens
+    whatever its slot, its neighbours or the step at which it was scheduled.
+    """
     if settings.greedy:
         token = _argmax(logits)
         logp = jax.nn.log_softmax(logits, axis=-1)
@@ -94,8 +108,12 @@ def sample_token(
         scaled = logits / settings.temperature
         logp = jax.nn.log_softmax(scaled, axis=-1)
         truncated = _truncate(scaled, settings.top_k, settings.top_p)
+        v = truncated.shape[-1]
+        noise = jax.vmap(lambda k, i: jax.random.gumbel(jax.random.fold_in(k, i), (v,)))(
+            keys, index
+        )  # [R, V]
         # Gumbel-max, as jax.random.categorical does, with the faster argmax.
-        token = _argmax(truncated + jax.random.gumbel(key, truncated.shape, jnp.float32))
+        token = _argmax(truncated + noise)
     return token, jnp.take_along_axis(logp, token[:, None], axis=-1)[:, 0]
 
 
@@ -106,7 +124,8 @@ def _emit(
     stop_table: jax.Array | None,  # [Q, V] int32
 ) -> DecodeState:
     """Samples column `state.step` and updates the stop bookkeeping."""
-    token, logp = sample_token(logits, jax.random.fold_in(state.rng, state.step), settings)
+    index = jnp.broadcast_to(state.step, state.done.shape)  # [R]
+    token, logp = sample_token(state.keys, index, logits, settings)
     live = ~state.done
     token = jnp.where(live, token, settings.pad_id)
     logp = jnp.where(live, logp, 0.0)
@@ -168,7 +187,7 @@ def prefill(
         stop_state=jnp.zeros((r,), jnp.int32),
         prompt_lengths=rep(prompt_lengths).astype(jnp.int32),
         kv_mask=rep(kv_mask),
-        rng=rng,
+        keys=row_keys(rng, r),
         cache=jax.tree_util.tree_map(rep, cache),
     )
     return _emit(state, rep(logits), settings, stop_table)

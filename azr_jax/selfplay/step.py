@@ -28,7 +28,7 @@ from azr_jax.executor.literals import LiteralError, parse_literal
 from azr_jax.executor.pool import ExecutorPool
 from azr_jax.executor.validation import Proposal, Validation, validate_many
 from azr_jax.selfplay import advantages as adv_lib
-from azr_jax.selfplay import parsing, prompts, rewards
+from azr_jax.selfplay import diversity, parsing, prompts, rewards
 from azr_jax.selfplay.buffers import TaskBuffer, sample_induction_programs
 from azr_jax.selfplay.tasks import InductionTask, Role, TaskType, Triplet, group_id, group_name
 
@@ -62,6 +62,8 @@ class SelfPlaySettings:
     extreme_reward: float
     token_weighted: bool
     banned_modules: tuple[str, ...]
+    diversity_penalty: float = 0.0  # 0: the paper's proposer reward (see diversity.py)
+    diversity_threshold: float = 0.9
 
 
 class Policy:
@@ -313,15 +315,30 @@ def run_step(
         else:
             ep.reward = rewards.learnability_reward(solved[i], s.extreme_reward)
             ep.verdict = f"valid, solve rate {np.mean(solved[i]):.2f}"
+    div = diversity.step_diversity(
+        s.task_types, items, prop_eps, verdicts, buffers, s.diversity_penalty, s.diversity_threshold
+    )
     solve_grades = [tuple(g) for g in share.gather([list(g) for g in timer.wait("grade", grading)])]
     for ep, (well_formed, correct, verdict) in zip(solve_eps, solve_grades, strict=True):
         ep.reward, ep.verdict = rewards.solver_reward(well_formed, correct), verdict
 
     episodes = prop_eps + solve_eps
     metrics = step_metrics(s, episodes, prop_eps, verdicts, solve_grades, solve_items)
+    metrics.update(div)
     metrics.update({f"time/{k}_s": v for k, v in timer.seconds.items()})
     metrics["time/device_wait_s"] = timer.device_wait
+    est_rows = [row for rows in est_samples for row in rows] if est_items else []
+    metrics.update(phase_tokens(prop_eps, solve_eps, est_rows))
     return StepResult(episodes, new_tasks, metrics)
+
+
+def phase_tokens(prop_eps, solve_eps, est_rows) -> dict[str, float]:
+    """Generated tokens per phase (`tokens/propose`, ...; difficulty rollouts: `estimate`)."""
+    return {
+        "tokens/propose": float(sum(len(e.response_ids) for e in prop_eps)),
+        "tokens/solve": float(sum(len(e.response_ids) for e in solve_eps)),
+        "tokens/estimate": float(sum(len(row[1]) for row in est_rows)),
+    }
 
 
 def _per_type_index(items, valid_idx):

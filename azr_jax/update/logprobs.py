@@ -8,11 +8,17 @@ is log p(tokens[:, t] | tokens[:, :t]) taken from the hidden state at position t
 loss mask of the response tokens applies to it directly; position 0 (and every position before
 `start`) has no prediction and holds 0.
 
+Packed rows (`azr_jax.update.packing`): `segment_ids` keep attention inside each episode,
+`positions` restart per episode, and `logprob_index` [B, N] lists the positions to score (the
+response tokens; L = none): only their hidden states are unembedded, and the results are
+scattered back to [B, L] (0 elsewhere), so the output's layout is the same.
+
 The LM head is applied to `chunk` positions at a time inside `lax.map`, each chunk under
 `jax.checkpoint`, so neither the forward nor the backward pass ever holds the [B, L, V] logits
 of the whole batch: at most [B, chunk, V] float32.
 
-Legend: B batch, L row length, N predicted positions (L - start), C chunk, D hidden, V vocab.
+Legend: B batch, L row length, N predicted positions (L - start, or logprob_index's width),
+C chunk, D hidden, V vocab.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ def token_logprobs(
     chunk: int = 512,
     start: int = 1,
     remat: bool = False,
+    positions: jax.Array | None = None,  # [B, L] int32; None: counted over attn_mask
+    segment_ids: jax.Array | None = None,  # [B, L] int32 packed rows; 0 = padding
+    logprob_index: jax.Array | None = None,  # [B, N] int32 positions to score; L = none
 ) -> tuple[jax.Array, jax.Array]:
     """Log-probabilities and entropies of the temperature-scaled policy, both [B, L] float32.
 
@@ -48,22 +57,63 @@ def token_logprobs(
       start: first position whose log-prob is needed (static; e.g. the prompt width, so the
         prompt is never unembedded). Positions before it hold 0.
       remat: recompute each transformer block in the backward pass.
+      positions: [B, L] token positions (packed rows restart them per episode); None counts
+        them over `attn_mask`.
+      segment_ids: [B, L] packed rows' episode ids (see `azr_jax.model.transformer`).
+      logprob_index: [B, N] the only positions (>= 1) to score, the rest of the width padded
+        with L; `start` is then ignored.
 
     Returns:
-      (logprobs, entropy), each [B, L] float32; entries at positions < start are 0.
+      (logprobs, entropy), each [B, L] float32; entries at positions < start (or not in
+      `logprob_index`) are 0.
     """
     if not 1 <= start < tokens.shape[1]:
         raise ValueError(f"start={start} must lie in [1, {tokens.shape[1]}) (row length)")
     if temperature <= 0:
         raise ValueError(f"temperature={temperature} must be > 0 (greedy has no log-probs)")
     mask = attn_mask.astype(bool)
-    positions = model_lib.positions_from_mask(mask)  # [B, L]
-    h, _ = model_lib.hidden_states(params, cfg, tokens, positions, mask, remat=remat)  # [B, L, D]
+    if positions is None:
+        positions = model_lib.positions_from_mask(mask)  # [B, L]
+    h, _ = model_lib.hidden_states(
+        params, cfg, tokens, positions, mask, remat=remat, segment_ids=segment_ids
+    )  # [B, L, D]
+    if logprob_index is not None:
+        return _indexed_logprobs(
+            params, cfg, h, tokens, logprob_index, temperature=temperature, chunk=chunk
+        )
     lp, ent = chunked_logprobs(
         params, cfg, h[:, start - 1 : -1], tokens[:, start:], temperature=temperature, chunk=chunk
     )  # [B, N] each
     pad = jnp.zeros((tokens.shape[0], start), jnp.float32)
     return jnp.concatenate([pad, lp], axis=1), jnp.concatenate([pad, ent], axis=1)
+
+
+def _indexed_logprobs(
+    params: dict,
+    cfg: ModelConfig,
+    h: jax.Array,  # [B, L, D]
+    tokens: jax.Array,  # [B, L]
+    index: jax.Array,  # [B, N] positions to score; L = padding
+    *,
+    temperature: float,
+    chunk: int,
+) -> tuple[jax.Array, jax.Array]:
+    """Log-probs and entropies at `index` only, scattered into [B, L] zeros."""
+    length = tokens.shape[1]
+    index = index.astype(jnp.int32)
+    src = jnp.clip(index - 1, 0, length - 1)  # [B, N]: the hidden state that predicts it
+    h_sel = jax.vmap(lambda hb, ib: hb[ib])(h, src)  # [B, N, D]
+    t_sel = jax.vmap(lambda tb, ib: tb[ib])(tokens, jnp.clip(index, 0, length - 1))  # [B, N]
+    lp, ent = chunked_logprobs(
+        params, cfg, h_sel, t_sel, temperature=temperature, chunk=chunk
+    )  # [B, N] each
+
+    def scatter(x):  # [B, N] -> [B, L]; index L (padding) is dropped
+        return jax.vmap(
+            lambda xb, ib: jnp.zeros((length,), jnp.float32).at[ib].set(xb, mode="drop")
+        )(x, index)
+
+    return scatter(lp), scatter(ent)
 
 
 def chunked_logprobs(

@@ -4,7 +4,8 @@
 gradient over micro-batches (sums with full-batch weights, so any split equals the full batch),
 clips it at global norm `clip_norm` and applies AdamW. `jit_train_step` jits it once with the
 shardings of `azr_jax.parallel.sharding` (parameters and optimizer state FSDP x tensor-parallel, batch
-over data x fsdp) and donates the state.
+over data x fsdp) and donates the state. A packed batch (`packing.pack_episodes`: several
+episodes per row) goes through the same step; its loss, gradient and metrics are per episode.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from flax import struct
 from azr_jax.model import transformer as model_lib
 from azr_jax.model.config import ModelConfig
 from azr_jax.parallel import sharding as shd
+from azr_jax.update.guard import guarded
 from azr_jax.update.logprobs import token_logprobs
 from azr_jax.update.pg_loss import (
     PGBatch,
     PGLossConfig,
+    episode_lengths,
     pg_objective,
     token_weights,
     validate_batch,
@@ -143,7 +146,7 @@ def loss_and_grads(
     rows, m = batch.tokens.shape[0], hparams.micro_batches
     if rows % m:
         raise ValueError(f"batch of {rows} rows does not split into {m} micro-batches")
-    weights = token_weights(batch.loss_mask, lc.agg_mode)  # [B, L]
+    weights = token_weights(batch.loss_mask, lc.agg_mode, batch.segment_ids)  # [B, L]
     metric_weights = token_weights(batch.loss_mask, "token-mean")  # [B, L]
 
     def loss_fn(params, mb: PGBatch, w, mw):
@@ -156,6 +159,9 @@ def loss_and_grads(
             chunk=hparams.logprob_chunk,
             start=batch.response_start,
             remat=hparams.remat,
+            positions=mb.positions,
+            segment_ids=mb.segment_ids,
+            logprob_index=mb.logprob_index,
         )
         return pg_objective(logp, ent, mb, w, mw, lc)
 
@@ -223,18 +229,27 @@ def group_metrics(batch: PGBatch) -> dict[str, jax.Array]:
     """Per-(task type, role) means of reward, advantage and response length, each [6].
 
     Rows whose group id is outside [0, 6) (padding) are left out; an empty group reads 0.
+    Packed batches count episodes: their per-episode [B, S] fields are read slot by slot.
     """
-    onehot = jax.nn.one_hot(batch.group_ids, NUM_GROUPS, dtype=jnp.float32)  # [B, 6]
+    if batch.packed:
+        slots = batch.group_ids.shape[1]
+        length = episode_lengths(batch.loss_mask, batch.segment_ids, slots).reshape(-1)  # [B * S]
+        group_ids, rewards, advantages = (
+            x.reshape(-1) for x in (batch.group_ids, batch.rewards, batch.advantages)
+        )
+    else:
+        length = batch.loss_mask.astype(jnp.float32).sum(axis=1)  # [B]
+        group_ids, rewards, advantages = batch.group_ids, batch.rewards, batch.advantages
+    onehot = jax.nn.one_hot(group_ids, NUM_GROUPS, dtype=jnp.float32)  # [E, 6]
     count = onehot.sum(axis=0)  # [6]
-    length = batch.loss_mask.astype(jnp.float32).sum(axis=1)  # [B]
 
-    def mean(x):  # [B] -> [6]
+    def mean(x):  # [E] -> [6]
         return (onehot * x.astype(jnp.float32)[:, None]).sum(axis=0) / jnp.maximum(count, 1.0)
 
     return {
         "group_count": count,
-        "group_reward": mean(batch.rewards),
-        "group_advantage": mean(batch.advantages),
+        "group_reward": mean(rewards),
+        "group_advantage": mean(advantages),
         "group_length": mean(length),
     }
 
@@ -269,16 +284,19 @@ def jit_init_state(
 
 
 def jit_train_step(
-    cfg: ModelConfig, hparams: TrainHparams, mesh: jax.sharding.Mesh
+    cfg: ModelConfig, hparams: TrainHparams, mesh: jax.sharding.Mesh, *, guard: bool = False
 ) -> Callable[[TrainState, PGBatch, jax.Array], tuple[TrainState, dict]]:
     """`train_step` jitted once with in/out shardings on `mesh` and the state donated.
 
-    The batch's rows must divide by data x fsdp times `micro_batches`.
+    The batch's rows must divide by data x fsdp times `micro_batches`. `guard`: wrap the step in
+    `guard.guarded` (a non-finite update leaves the state as it was; adds metrics "nonfinite",
+    "applied").
     """
     sh = state_shardings(cfg, hparams, mesh)
     repl = shd.replicated(mesh)
+    pure = functools.partial(train_step, cfg=cfg, hparams=hparams)
     fn = jax.jit(
-        functools.partial(train_step, cfg=cfg, hparams=hparams),
+        guarded(pure) if guard else pure,
         # One prefix sharding for every batch field: rows over data x fsdp, the rest replicated.
         in_shardings=(sh, shd.batch_sharding(mesh, 1), repl),
         out_shardings=(sh, repl),

@@ -168,6 +168,7 @@ def _train_cmd(out: Path, *flags: str) -> list[str]:
         sys.executable,
         str(REPO / "scripts" / "train.py"),
         f"--config={REPO / 'configs' / 'default.py'}",
+        "--config.model.base=random",
         f"--config.output_dir={out}",
         "--config.num_steps=2",
         "--config.azr.batch_size=2",

@@ -1,5 +1,6 @@
 """Checkpointer: sharded roundtrip across meshes, host state, policy, and crash safety (kill -9)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -237,3 +238,56 @@ def test_kill_between_saves(tmp_path):
     _run_and_kill(directory, "done 3", 0.1, idle_after=3)
     assert not list(directory.glob("*.orbax-checkpoint-tmp*"))
     assert _check_resumable(directory) == 3
+
+
+FULL_DISK_CHILD = """
+import json, resource, signal, sys
+import jax, jax.numpy as jnp
+from azr_jax.run.checkpointing import Checkpointer, CheckpointSaveError
+directory, async_save = sys.argv[1], sys.argv[2] == "1"
+state = lambda s: {"w": jnp.arange(256 * 1024, dtype=jnp.float32) + s, "step": jnp.int32(s)}
+ckpt = Checkpointer(directory, save_interval_steps=1, max_to_keep=1, async_save=async_save)
+ckpt.save(1, state(1), {"step": 1})
+ckpt.wait()
+# From here on no file of this process may grow past 16 KiB, as on a full disk; root is bound
+# by RLIMIT_FSIZE too (chmod is not: root writes through it). Writes past it fail with EFBIG.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, resource.RLIM_INFINITY))
+try:
+    ckpt.save(2, state(2), {"step": 2})
+    ckpt.wait()
+except CheckpointSaveError as e:
+    print(json.dumps({"error": str(e)}))
+    sys.exit(0)
+print(json.dumps({"error": None}))
+"""
+
+
+@pytest.mark.parametrize("async_save", [False, True], ids=["sync", "async"])
+def test_failed_save_names_the_directory_and_keeps_the_last_step(tmp_path, async_save):
+    directory = tmp_path / "ckpt"
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_CHILD, str(directory), str(int(async_save))],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
+    assert error is not None, "a save past the file-size limit did not fail"
+    assert str(directory) in error and "saving step 2" in error and "step 1" in error, error
+    assert "full" in error and "permissions" in error, error
+    # Step 1 stays complete and restorable; step 2 never became a complete step.
+    mesh = _mesh((2, 4))
+    rep = NamedSharding(mesh, P())
+    abstract = {
+        "w": jax.ShapeDtypeStruct((256 * 1024,), jnp.float32, sharding=rep),
+        "step": jax.ShapeDtypeStruct((), jnp.int32, sharding=rep),
+    }
+    with Checkpointer(directory, save_interval_steps=1, max_to_keep=1) as ckpt:
+        assert ckpt.all_steps() == [1]
+        device, host = ckpt.restore(None, abstract)
+    assert host == {"step": 1} and int(device["step"]) == 1
+    np.testing.assert_array_equal(np.asarray(device["w"]), np.arange(256 * 1024) + 1.0)

@@ -27,6 +27,7 @@ def _cmd(out: Path, steps: int = STEPS, *extra: str) -> list[str]:
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
         f"--config={ROOT / 'configs' / 'default.py'}",
+        "--config.model.base=random",  # the tiny random model (the warm start has its own tests)
         f"--config.output_dir={out}",
         f"--config.num_steps={steps}",
         "--config.checkpoint.interval_steps=1",
@@ -157,3 +158,63 @@ def test_bad_config_fails_before_loading(tmp_path):
     assert not (tmp_path / "x" / "checkpoints").exists()
     res = _train(tmp_path / "y", 2, "--config.rl.no_such_key=1")
     assert res.returncode != 0 and "no_such_key" in res.stderr
+
+
+def test_packed_batch_equals_padded_batch():
+    """`rl.packing`: the trainer's packed batch of a step's episodes holds the same tokens in
+    fewer rows (a multiple of micro-batches x data x fsdp) and gives the padded batch's loss."""
+    import jax
+    import numpy as np
+
+    from azr_jax.model import hf_io
+    from azr_jax.run.trainer import make_batch, make_packed_batch
+    from azr_jax.selfplay.step import Episode
+    from azr_jax.update.logprobs import token_logprobs
+    from azr_jax.update.pg_loss import PGLossConfig, pg_objective, token_weights
+    from tests.conftest import tiny_checkpoint
+
+    cfg, params = hf_io.load_hf(tiny_checkpoint("qwen2"))
+    rng = np.random.default_rng(0)
+    episodes = []
+    for i in range(12):
+        p, r = int(rng.integers(3, 20)), int(rng.integers(1, 30))
+        episodes.append(
+            Episode(
+                group=i % 6,
+                prompt_ids=rng.integers(2, cfg.vocab_size, p).astype(np.int32),
+                response_ids=rng.integers(2, cfg.vocab_size, r).astype(np.int32),
+                logprobs=rng.normal(-7, 0.3, r).astype(np.float32),
+                prompt="",
+                response="",
+                reward=float(rng.uniform(-1, 1)),
+            )
+        )
+    adv = rng.normal(size=12).astype(np.float32)
+    padded, n_pad = make_batch(episodes, adv, pad_id=1)
+    packed, n_pack = make_packed_batch(episodes, adv, pad_id=1, cap=48, row_multiple=4)
+    assert n_pack == n_pad == sum(len(e.response_ids) for e in episodes)
+    assert packed.tokens.shape[0] % 4 == 0 and packed.tokens.shape[0] < padded.tokens.shape[0]
+    assert packed.tokens.shape[1] == 48  # the padded layout's 32 + 32, capped at 48
+    assert packed.attn_mask.sum() == padded.attn_mask.sum()
+
+    loss_cfg = PGLossConfig(agg_mode="seq-mean-token-mean")
+
+    @jax.jit
+    def loss(b):
+        logp, ent = token_logprobs(
+            params,
+            cfg,
+            b.tokens,
+            b.attn_mask,
+            start=b.response_start,
+            positions=b.positions,
+            segment_ids=b.segment_ids,
+            logprob_index=b.logprob_index,
+        )
+        w = token_weights(b.loss_mask, loss_cfg.agg_mode, b.segment_ids)
+        mw = token_weights(b.loss_mask, "token-mean")
+        return pg_objective(logp, ent, b, w, mw, loss_cfg)[1]
+
+    got, want = loss(packed), loss(padded)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=2e-6, atol=1e-7, err_msg=k)

@@ -33,6 +33,7 @@ def _run(script: str, *args: str) -> dict:
             sys.executable,
             str(ROOT / "scripts" / script),
             f"--config={ROOT / 'configs' / 'default.py'}",
+            "--config.model.base=random",
             *args,
         ],
         env=env,
@@ -89,6 +90,7 @@ def test_evaluate_missing_run_is_a_clear_error(tmp_path):
             sys.executable,
             str(ROOT / "scripts" / "evaluate.py"),
             f"--config={ROOT / 'configs' / 'default.py'}",
+            "--config.model.base=random",
             f"--config.output_dir={tmp_path}",
         ],
         env=env,
@@ -109,6 +111,7 @@ def test_export_gives_the_trained_policy_with_the_same_logits(run_dir, tmp_path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     config = mod.get_config()
+    config.model.base = "random"
     config.output_dir = str(run_dir)
     config.mesh.fsdp = 1
     config.mesh.data = -1

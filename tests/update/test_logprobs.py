@@ -100,3 +100,30 @@ def test_rejects_bad_arguments(qwen2_dir):
         token_logprobs(params, cfg, rows["tokens"], rows["attn_mask"], start=0)
     with pytest.raises(ValueError, match="temperature"):
         token_logprobs(params, cfg, rows["tokens"], rows["attn_mask"], temperature=0.0)
+
+
+def test_logprob_index_scores_only_its_positions(qwen2_dir):
+    """`logprob_index` (packed rows): log-probs and entropies at the listed positions equal the
+    full pass's; every other position holds 0; index L is padding. (Gradients through it:
+    tests/update/test_packing.py, packed step == padded step.)"""
+    cfg, params = hf_io.load_hf(qwen2_dir)
+    rows = rollout_rows(3, P, R, cfg.vocab_size, seed=5)
+    length = rows["tokens"].shape[1]
+    index = np.full((3, R + 1), length, np.int32)  # one slot of padding in every row at least
+    for b in range(3):
+        pos = np.flatnonzero(rows["loss_mask"][b])
+        index[b, : len(pos)] = pos
+    scored = np.zeros_like(rows["loss_mask"], bool)
+    np.put_along_axis(scored, np.minimum(index, length - 1), index < length, axis=1)
+
+    def f(p, idx):
+        return token_logprobs(
+            p, cfg, rows["tokens"], rows["attn_mask"], chunk=4, temperature=TEMP, logprob_index=idx
+        )
+
+    lp, ent = (np.asarray(x) for x in jax.jit(f)(params, index))
+    lp_all, ent_all = (np.asarray(x) for x in jax.jit(lambda p: f(p, None))(params))
+    assert scored.sum() == rows["loss_mask"].sum()
+    np.testing.assert_allclose(lp[scored], lp_all[scored], atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(ent[scored], ent_all[scored], atol=1e-6, rtol=1e-6)
+    assert np.all(lp[~scored] == 0) and np.all(ent[~scored] == 0)

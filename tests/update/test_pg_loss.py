@@ -117,6 +117,17 @@ def test_token_weights():
         PGLossConfig(agg_mode="seq-mean-token-sum")
 
 
+def test_token_weights_per_episode_in_packed_rows():
+    """Packed rows: "sequences" are episodes (segments), counted across rows, by hand."""
+    mask = np.array([[0, 1, 1, 0, 1, 0], [0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0]])
+    seg = np.array([[1, 1, 1, 2, 2, 0], [1, 1, 1, 1, 1, 2], [0, 0, 0, 0, 0, 0]])
+    # Episodes with response tokens: (row 0, 1) 2 tokens, (0, 2) 1, (1, 1) 3; (1, 2) has none.
+    seq = np.array([[0, 1 / 2, 1 / 2, 0, 1, 0], [0, 0, 1 / 3, 1 / 3, 1 / 3, 0], [0] * 6]) / 3
+    got = token_weights(mask, "seq-mean-token-mean", segment_ids=seg)
+    np.testing.assert_allclose(got, seq, rtol=1e-6)
+    np.testing.assert_allclose(token_weights(mask, "token-mean", segment_ids=seg), mask / 6)
+
+
 def test_bad_batches_fail_loudly():
     rows = rollout_rows(4, P, R, 100)
     fields = {k: rows[k] for k in ("tokens", "attn_mask", "loss_mask", "advantages")}

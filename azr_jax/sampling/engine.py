@@ -1,0 +1,512 @@
+"""The slot engine: continuous batching over one KV cache, refilled as rows finish.
+
+Shapes: L decode slots, S cache length (`max_cache_length`), N = settings.max_new_tokens, M rows
+prefilled by one insert, P their prompt bucket, V vocabulary, Q stop-automaton states.
+
+Each slot holds one request: one prompt and one sample (a request's n samples are n requests).
+Its cache row is laid out as the static sampler lays out each of its rows (sampler.py): the
+prompt left-padded to its bucket P in slots [0, P) (`offset` = P - prompt length is the first
+real one), generated token i at slot P + i (`base` = P) and position prompt length + i. Slots
+move independently, so every row writes its new key/value at its own slot (the transformer's
+per-row `cache_index`) and attends to slots in [offset, its own] only: whatever a slot's earlier
+requests left behind is masked, nothing needs clearing and nothing recompiles as requests come
+and go. Tokens are drawn by `sampler.sample_token` from the request's own key folded with the
+token's index, so a request gives the same tokens and log-probs in any slot, next to any
+neighbours, as in the static sampler (tests/sampling/test_engine.py checks this bitwise).
+
+Bitwise, that is, at equal shapes: XLA's CPU kernels are chosen by array size (a float32 row
+reduction over fewer than ~4096 elements, or a small dot, runs in another loop order), so the
+engine's programs have fixed shapes (every insert prefills M rows, padding included; every
+step decodes all L slots) and a request's bits never depend on its neighbours or schedule; and
+they equal the static sampler's when L, M and S equal its rows, prompts and cache length. At
+other shapes the tokens agree but log-probs may differ in the last bits (~1e-6). Under an
+fsdp-8 mesh with one prefill row per device the log-probs also differ in the last bits.
+
+Two programs, each jitted once per (settings, shapes), the engine state donated:
+  `insert`  prefills M waiting requests ([M, P] left-padded) and scatters their cache rows,
+            next-token logits and bookkeeping into M free slots (slot index L: a padding row).
+  `chunk`   runs up to k decode steps over all L slots (a `while_loop` that stops early when
+            every slot is done): each samples from its logits, then feeds the token; finished
+            and free slots compute but write nothing.
+The host scheduler (`Session`) loops: fill free slots from the queue (a full group of M at a
+time while other slots decode, since an insert costs M rows anyway), run a chunk, hand back the
+requests that finished. Callers may submit new requests between chunks (streaming).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from azr_jax.model import transformer as model_lib
+from azr_jax.model.config import ModelConfig
+from azr_jax.parallel import distributed
+from azr_jax.parallel import sharding as shd
+from azr_jax.sampling.sampler import _head, sample_token
+from azr_jax.sampling.settings import SamplingSettings
+
+
+class EngineState(NamedTuple):
+    tokens: jax.Array  # [L, N] int32 generated ids of each slot's request (pad after its end)
+    logprobs: jax.Array  # [L, N] float32 their log-probs (0 after the end)
+    lengths: jax.Array  # [L] int32 tokens generated so far (the next goes to column `lengths`)
+    done: jax.Array  # [L] bool: the request has finished, or the slot is free
+    stop_state: jax.Array  # [L] int32 stop-string automaton state
+    keys: jax.Array  # [L] PRNG key of each slot's request
+    prompt_lengths: jax.Array  # [L] int32 (token i has position prompt_length + i)
+    base: jax.Array  # [L] int32 cache slot of generated token 0 (the request's prompt bucket)
+    offset: jax.Array  # [L] int32 first real prompt slot (base - prompt_length)
+    logits: jax.Array  # [L, V] float32 next-token logits of each slot (sampled by the next step)
+    cache: model_lib.Cache  # per layer {"k", "v"}: [L, K, S, H]
+
+
+def state_axes(num_layers: int) -> EngineState:
+    """Logical axes of every EngineState field (for `sharding.tree_shardings`)."""
+    row, row2 = ("batch",), ("batch", None)
+    layer = {"k": model_lib.CACHE_AXES, "v": model_lib.CACHE_AXES}
+    logits = ("batch", "act_vocab")
+    return EngineState(row2, row2, row, row, row, row, row, row, row, logits, [layer] * num_layers)
+
+
+def init_state(cfg: ModelConfig, slots: int, cache_length: int, settings: SamplingSettings):
+    """All slots free."""
+    n = settings.max_new_tokens
+    zeros = jnp.zeros((slots,), jnp.int32)
+    return EngineState(
+        tokens=jnp.full((slots, n), settings.pad_id, jnp.int32),
+        logprobs=jnp.zeros((slots, n), jnp.float32),
+        lengths=zeros,
+        done=jnp.ones((slots,), bool),
+        stop_state=zeros,
+        keys=jax.random.split(jax.random.key(0), slots),
+        prompt_lengths=zeros,
+        base=zeros,
+        offset=zeros,
+        logits=jnp.zeros((slots, cfg.vocab_size), jnp.float32),
+        cache=model_lib.init_cache(cfg, slots, cache_length),
+    )
+
+
+def _stopped(token, stop_state, settings, stop_table):
+    """(stopped [R] bool, new stop_state [R]) after emitting `token`."""
+    stopped = jnp.zeros(token.shape, bool)
+    if settings.eos_ids:
+        stopped = jnp.isin(token, jnp.asarray(settings.eos_ids, jnp.int32))
+    if stop_table is not None:
+        stop_state = stop_table[stop_state, token]
+        stopped = stopped | (stop_state == stop_table.shape[0] - 1)
+    return stopped, stop_state
+
+
+# ----------------------------------------------------------------------------- the programs
+def insert(
+    params: dict,
+    cfg: ModelConfig,
+    state: EngineState,
+    prompt_tokens: jax.Array,  # [M, P] int32, left-padded
+    prompt_lengths: jax.Array,  # [M] int32 (>= 1 for real rows)
+    slots: jax.Array,  # [M] int32 target slot of each row; L (out of range): a padding row
+    keys: jax.Array,  # [M] PRNG keys of the requests
+    settings: SamplingSettings,
+) -> EngineState:
+    """Prefills M requests into their slots; their first token is sampled by the next step."""
+    m, p = prompt_tokens.shape
+    prompt_mask = jnp.arange(p)[None, :] >= (p - prompt_lengths)[:, None]  # [M, P]
+    positions = model_lib.positions_from_mask(prompt_mask)  # [M, P]
+    cache = model_lib.init_cache(cfg, m, p)
+    h, cache = model_lib.hidden_states(
+        params, cfg, prompt_tokens, positions, prompt_mask, cache, 0
+    )  # a prefill: attention over the fresh [P, P] keys only
+    logits = model_lib.unembed(params, cfg, h[:, -1:])[:, 0]  # [M, V]
+    logits = shd.constrain(logits, ("batch", "act_vocab"))
+    zero = jnp.zeros((m,), jnp.int32)
+
+    def put(x, rows):
+        return x.at[slots].set(rows.astype(x.dtype), mode="drop")
+
+    new_cache = []
+    for big, small in zip(state.cache, cache, strict=True):
+        layer = {}
+        for name in ("k", "v"):
+            rows = shd.constrain(small[name], model_lib.CACHE_AXES)  # [M, K, P, H]
+            layer[name] = shd.constrain(
+                big[name].at[slots, :, :p].set(rows.astype(big[name].dtype), mode="drop"),
+                model_lib.CACHE_AXES,
+            )
+        new_cache.append(layer)
+    n = settings.max_new_tokens
+    return EngineState(
+        tokens=put(state.tokens, jnp.full((m, n), settings.pad_id, jnp.int32)),
+        logprobs=put(state.logprobs, jnp.zeros((m, n), jnp.float32)),
+        lengths=put(state.lengths, zero),
+        done=put(state.done, jnp.zeros((m,), bool)),
+        stop_state=put(state.stop_state, zero),
+        keys=state.keys.at[slots].set(keys, mode="drop"),
+        prompt_lengths=put(state.prompt_lengths, prompt_lengths),
+        base=put(state.base, zero + p),
+        offset=put(state.offset, p - prompt_lengths),
+        logits=shd.constrain(put(state.logits, logits), ("batch", "act_vocab")),
+        cache=new_cache,
+    )
+
+
+def decode_step(
+    params: dict,
+    cfg: ModelConfig,
+    head: jax.Array,  # [D, V] the LM head (`sampler._head`)
+    state: EngineState,
+    settings: SamplingSettings,
+    stop_table: jax.Array | None,
+) -> EngineState:
+    """Every live slot samples its next token from its logits, then feeds it at its own slot.
+
+    The same operations, on the same shapes, as one step of the static sampler (sample from
+    [R, V] logits, then one forward of the new token), which is what makes them agree bitwise.
+    """
+    n = settings.max_new_tokens
+    num_slots, cache_len = state.done.shape[0], state.cache[0]["k"].shape[2]
+    live = ~state.done  # [L]
+    index = state.lengths  # [L] index of the token sampled now
+    token, logp = sample_token(state.keys, index, state.logits, settings)
+    token = jnp.where(live, token, settings.pad_id)
+    logp = jnp.where(live, logp, 0.0)
+    rows = jnp.arange(num_slots)
+    col = jnp.where(live, index, n)  # a done row's write is dropped
+    stopped, stop_state = _stopped(token, state.stop_state, settings, stop_table)
+    lengths = state.lengths + live.astype(jnp.int32)
+    done = state.done | (live & stopped) | (lengths >= n)
+    # Rows that go on feed their new token; the others write to slot S (dropped).
+    write = jnp.where(done, cache_len, state.base + index)  # [L]
+    positions = (state.prompt_lengths + index)[:, None]  # [L, 1]
+    kv_mask = jnp.arange(cache_len)[None, :] >= state.offset[:, None]  # [L, S]
+    h, cache = model_lib.hidden_states(
+        params, cfg, token[:, None], positions, kv_mask, state.cache, write
+    )  # [L, 1, D]
+    logits = jnp.einsum(
+        "BD,DV->BV", h[:, 0], head.astype(h.dtype), preferred_element_type=jnp.float32
+    )
+    return state._replace(
+        tokens=state.tokens.at[rows, col].set(token, mode="drop"),
+        logprobs=state.logprobs.at[rows, col].set(logp, mode="drop"),
+        lengths=lengths,
+        done=done,
+        stop_state=jnp.where(live, stop_state, state.stop_state),
+        logits=shd.constrain(logits, ("batch", "act_vocab")),
+        cache=[{k: shd.constrain(v, model_lib.CACHE_AXES) for k, v in c.items()} for c in cache],
+    )
+
+
+def chunk(
+    params: dict,
+    cfg: ModelConfig,
+    state: EngineState,
+    steps: int,
+    settings: SamplingSettings,
+    stop_table: jax.Array | None = None,
+) -> EngineState:
+    """Up to `steps` decode steps; stops early once every slot is done."""
+    head = _head(params, cfg)
+
+    def cond(carry):
+        i, s = carry
+        return (i < steps) & ~jnp.all(s.done)
+
+    def body(carry):
+        i, s = carry
+        return i + 1, decode_step(params, cfg, head, s, settings, stop_table)
+
+    return jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state))[1]
+
+
+# ----------------------------------------------------------------------------- host side
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One prompt, one sample. `tag` comes back with the result (the caller's bookkeeping)."""
+
+    prompt_ids: np.ndarray  # [p] int32 real prompt tokens
+    key: Any  # a PRNG key (typed, or raw uint32 data): the request's own randomness
+    tag: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    tag: Any
+    prompt_ids: np.ndarray  # [p] int32
+    tokens: np.ndarray  # [r] int32 generated ids (EOS / stop token included)
+    logprobs: np.ndarray  # [r] float32
+
+
+def _key_data(key) -> np.ndarray:
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key, np.uint32)
+
+
+class Engine:
+    """The compiled slot engine: `session(params, settings)` to stream, `run` for a list.
+
+    Args:
+      cfg: the model config.
+      mesh: a (data, fsdp, tensor) mesh, or None for one device without shardings.
+      slots: decode slots L (a multiple of the mesh's data x fsdp).
+      chunk: decode steps k per device call between host scheduling.
+      max_cache_length: S, the most cache slots a request may need (prompt bucket + N).
+      prompt_buckets: allowed padded prompt lengths (default: powers of two from 16).
+      prefill_batch: the most requests prefilled by one insert (rounded to powers of two).
+      rules: parameter sharding rules (default `sharding.sampling_rules`).
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        mesh: jax.sharding.Mesh | None = None,
+        slots: int = 8,
+        chunk: int = 8,
+        max_cache_length: int | None = None,
+        prompt_buckets: tuple[int, ...] | None = None,
+        prefill_batch: int | None = None,
+        rules: Mapping[str, Any] | None = None,
+    ):
+        if slots < 1 or chunk < 1:
+            raise ValueError(f"slots={slots}, chunk={chunk}: both must be >= 1")
+        self.cfg, self.mesh, self.slots, self.chunk_steps = cfg, mesh, slots, chunk
+        self.max_cache_length = max_cache_length or cfg.max_position_embeddings
+        if prompt_buckets is None:  # powers of two from 16, as generate.length_buckets
+            prompt_buckets = [16]
+            while prompt_buckets[-1] < self.max_cache_length:
+                prompt_buckets.append(2 * prompt_buckets[-1])
+        self.prompt_buckets = tuple(sorted(prompt_buckets))
+        self.prefill_batch = max(1, min(prefill_batch or slots, slots))
+        param_bytes = cfg.num_params * np.dtype(jnp.dtype(cfg.param_dtype)).itemsize
+        self.rules = rules if rules is not None else shd.sampling_rules(mesh, param_bytes)
+        self.param_shardings = None
+        self._reshard = None
+        self._programs: dict[tuple, Any] = {}
+        self.compile_seconds = 0.0
+        if mesh is not None:
+            shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
+            shd.check_batch(mesh, slots, "engine slots")
+            shd.check_batch(mesh, self.prefill_batch, "engine prefill_batch")
+            self.param_shardings = shd.tree_shardings(
+                model_lib.abstract_params(cfg), model_lib.param_axes(cfg), mesh, self.rules
+            )
+
+    # -- compiled programs
+    def place_params(self, params: dict) -> dict:
+        if self.mesh is None:
+            return params
+        if self._reshard is None:
+            self._reshard = jax.jit(lambda p: p, out_shardings=self.param_shardings)
+        return self._reshard(params)
+
+    def _state_shardings(self, settings):
+        abstract = jax.eval_shape(
+            lambda: init_state(self.cfg, self.slots, self.max_cache_length, settings)
+        )
+        return shd.tree_shardings(abstract, state_axes(self.cfg.num_layers), self.mesh, self.rules)
+
+    def programs(self, settings: SamplingSettings, table_shape):
+        """(init, insert, chunk) jitted for these settings (jit caches the insert shapes)."""
+        key = (settings, table_shape)
+        if key in self._programs:
+            return self._programs[key]
+        cfg, mesh, steps, length = self.cfg, self.mesh, self.chunk_steps, self.max_cache_length
+
+        def init():
+            return init_state(cfg, self.slots, length, settings)
+
+        def ins(params, state, tokens, lengths, slots, keys):
+            return insert(params, cfg, state, tokens, lengths, slots, keys, settings)
+
+        def dec(params, state, table):
+            return chunk(params, cfg, state, steps, settings, table)
+
+        if mesh is None:
+            out = (jax.jit(init), jax.jit(ins, donate_argnums=1), jax.jit(dec, donate_argnums=1))
+        else:
+            st = self._state_shardings(settings)
+            rep = shd.replicated(mesh)
+            tab = None if table_shape is None else rep
+            rows, rows2 = shd.batch_sharding(mesh, 1), shd.batch_sharding(mesh, 2)
+            out = (
+                jax.jit(init, out_shardings=st),
+                jax.jit(  # the prefill rows over data x fsdp, as the static sampler's prompts
+                    ins,
+                    in_shardings=(self.param_shardings, st, rows2, rows, rep, rows),
+                    out_shardings=st,
+                    donate_argnums=1,
+                ),
+                jax.jit(
+                    dec,
+                    in_shardings=(self.param_shardings, st, tab),
+                    out_shardings=st,
+                    donate_argnums=1,
+                ),
+            )
+        self._programs[key] = out
+        return out
+
+    def check(self, prompt_len: int, settings: SamplingSettings) -> int:
+        """The prompt bucket of a prompt; a clear error when the request cannot be served."""
+        if prompt_len < 1:
+            raise ValueError("engine request with an empty prompt")
+        fits = [b for b in self.prompt_buckets if b >= prompt_len]
+        if not fits:
+            raise ValueError(
+                f"a prompt has {prompt_len} tokens, more than the largest prompt bucket "
+                f"{self.prompt_buckets[-1]}; shorten it or add a larger bucket"
+            )
+        need = fits[0] + settings.max_new_tokens
+        if need > self.max_cache_length:
+            raise ValueError(
+                f"prompt bucket {fits[0]} + max_new_tokens {settings.max_new_tokens} = {need} "
+                f"exceeds the engine's cache length {self.max_cache_length}; shorten the "
+                "prompts, lower max_new_tokens or raise max_cache_length"
+            )
+        return fits[0]
+
+    def session(self, params, settings: SamplingSettings, stop_table=None) -> Session:
+        """A queue over the slots (`settings.n` is ignored: a request is one sample)."""
+        settings = settings.replace(n=1)
+        if settings.stop_strings and stop_table is None:
+            raise ValueError(
+                "settings.stop_strings needs a stop table: pass "
+                "stop_strings.stop_table(tokenizer, settings.stop_strings, cfg.vocab_size)"
+            )
+        if stop_table is not None and stop_table.shape[1] != self.cfg.vocab_size:
+            raise ValueError(
+                f"stop_table has {stop_table.shape[1]} columns; the model's vocab is "
+                f"{self.cfg.vocab_size}"
+            )
+        return Session(self, self.place_params(params), settings, stop_table)
+
+    def run(self, params, requests: Iterable[Request], settings, stop_table=None):
+        """All requests to completion: their Completions, in the order given."""
+        requests = list(requests)
+        session = self.session(params, settings, stop_table)
+        for i, r in enumerate(requests):
+            session.submit(Request(r.prompt_ids, r.key, i))
+        out: list[Completion | None] = [None] * len(requests)
+        while session.busy():
+            for c in session.step():
+                out[c.tag] = dataclasses.replace(c, tag=requests[c.tag].tag)
+        return out
+
+    def _place(self, x):
+        if self.mesh is None:
+            return jnp.asarray(x)
+        # From host memory, so that every process (multi-host) can place it on the global mesh.
+        return jax.device_put(np.asarray(x), shd.replicated(self.mesh))
+
+    def _place_rows(self, x):
+        if self.mesh is None:
+            return jnp.asarray(x)
+        return jax.device_put(np.asarray(x), shd.batch_sharding(self.mesh, np.ndim(x)))
+
+
+class Session:
+    """One queue over the engine's slots, for one set of params and settings.
+
+    `submit` requests at any time; each `step` fills free slots from the queue (oldest first),
+    runs one decode chunk and returns the requests that finished in it. Counters: `tokens`
+    generated, `chunks` run, `device_s` spent in device calls (waiting on their results).
+    """
+
+    def __init__(self, engine: Engine, params, settings: SamplingSettings, stop_table):
+        self.engine, self.params, self.settings = engine, params, settings
+        self.table = None if stop_table is None else engine._place(np.asarray(stop_table, np.int32))
+        shape = None if stop_table is None else tuple(stop_table.shape)
+        init, self._insert, self._chunk = engine.programs(settings, shape)
+        with _mesh_context(engine.mesh):
+            self.state = init()
+        self.queue: collections.deque[tuple[Request, int]] = collections.deque()
+        self.owner: list[Request | None] = [None] * engine.slots
+        self.tokens = self.chunks = 0
+        self.device_s = 0.0
+
+    def submit(self, request: Request | Iterable[Request]) -> None:
+        for r in [request] if isinstance(request, Request) else request:
+            ids = np.asarray(r.prompt_ids, np.int32)
+            bucket = self.engine.check(len(ids), self.settings)
+            self.queue.append((dataclasses.replace(r, prompt_ids=ids), bucket))
+
+    def busy(self) -> bool:
+        return bool(self.queue) or any(o is not None for o in self.owner)
+
+    def step(self) -> list[Completion]:
+        e = self.engine
+        t0 = time.perf_counter()
+        with _mesh_context(e.mesh):
+            self._fill()
+            self.state = self._chunk(self.params, self.state, self.table)
+            done, lengths = distributed.fetch((self.state.done, self.state.lengths))
+            self.chunks += 1
+            finished = [s for s, o in enumerate(self.owner) if o is not None and done[s]]
+            out = []
+            if finished:
+                tokens, logprobs = distributed.fetch((self.state.tokens, self.state.logprobs))
+                for s in finished:
+                    r, n = self.owner[s], int(lengths[s])
+                    out.append(
+                        Completion(
+                            r.tag, r.prompt_ids, tokens[s, :n].copy(), logprobs[s, :n].copy()
+                        )
+                    )
+                    self.tokens += n
+                    self.owner[s] = None
+        self.device_s += time.perf_counter() - t0
+        return out
+
+    def _fill(self) -> None:
+        """Prefills waiting requests into free slots, in groups of one prompt bucket."""
+        e = self.engine
+        free = [s for s, o in enumerate(self.owner) if o is None]
+        busy = len(free) < len(self.owner)
+        # A prefill costs M rows whatever the number of real ones: while other slots decode,
+        # wait until a full group of slots is free (or the queue holds fewer requests).
+        if busy and len(free) < min(e.prefill_batch, len(self.queue)):
+            return
+        while free and self.queue:
+            bucket = self.queue[0][1]
+            group = []
+            while (
+                self.queue
+                and self.queue[0][1] == bucket
+                and len(group) < min(len(free), e.prefill_batch)
+            ):
+                group.append(self.queue.popleft()[0])
+            m = e.prefill_batch  # always M rows: one shape, so one kernel choice (see above)
+            tokens = np.zeros((m, bucket), np.int32)
+            lengths = np.zeros((m,), np.int32)
+            slots = np.full((m,), e.slots, np.int32)  # out of range: dropped
+            keys = np.zeros((m, 2), np.uint32)
+            for i, r in enumerate(group):
+                tokens[i, bucket - len(r.prompt_ids) :] = r.prompt_ids
+                lengths[i] = len(r.prompt_ids)
+                slots[i] = free[i]
+                keys[i] = _key_data(r.key)
+            lengths[len(group) :] = 1  # padding rows: any valid prompt, never stored
+            keys = jax.random.wrap_key_data(e._place_rows(keys))
+            self.state = self._insert(
+                self.params,
+                self.state,
+                e._place_rows(tokens),
+                e._place_rows(lengths),
+                e._place(slots),
+                keys,
+            )
+            for i, r in enumerate(group):
+                self.owner[free[i]] = r
+            free = free[len(group) :]
+
+
+def _mesh_context(mesh):
+    return contextlib.nullcontext() if mesh is None else jax.set_mesh(mesh)

@@ -1,0 +1,190 @@
+"""Diversity of proposals: normalised program text, pairwise similarity, a census, a penalty.
+
+Proposer collapse (one family of programs taking over the buffer) is the failure AZR users
+report. This module measures it and offers a diversity-aware proposer reward (off by default):
+
+- `normalize_program(src)`: the program with its identifiers renamed in order of first use
+  (`v0, v1, ...`; builtins, attributes and `f` kept) and its layout made canonical by
+  `ast.unparse`, so renaming and whitespace do not make a program "new".
+- `similarity(a, b)`: difflib's ratio over the normalised programs' tokens, in [0, 1].
+- `mean_pairwise_similarity(programs)`: over all pairs of a step's valid programs.
+- `ProgramCensus`: every valid proposal so far, as counts of normalised programs; its
+  `distinct_fraction` is distinct programs / valid proposals (1: no repeats). JSON-able state
+  (checkpointed with the buffers).
+- `diversity_penalties(...)`: R-Zero-style: a valid proposal loses `weight` times the fraction
+  of the other programs in its comparison pool (the step's other valid programs of its type and
+  the newest buffer entries) that are at least `threshold` similar to it.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import difflib
+import io
+import itertools
+import tokenize
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+_KEEP = frozenset(dir(builtins)) | {"f", "self"}
+
+
+class _Renamer(ast.NodeTransformer):
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def _new(self, name: str) -> str:
+        if name in _KEEP:
+            return name
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        node.id = self._new(node.id)
+        return node
+
+    def visit_arg(self, node: ast.arg) -> ast.AST:
+        node.arg = self._new(node.arg)
+        node.annotation = None
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        node.name = self._new(node.name)
+        node.returns = None
+        self.generic_visit(node)
+        return node
+
+
+def normalize_program(source: str) -> str:
+    """Canonical text of a program: identifiers renamed in order of use, layout by ast.unparse.
+
+    A program that does not parse is returned with whitespace collapsed (it is still a string
+    that equals another spelling of the same text).
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return " ".join(source.split())
+    return ast.unparse(_Renamer().visit(tree))
+
+
+def _tokens(normalized: str) -> list[str]:
+    try:
+        return [
+            t.string
+            for t in tokenize.generate_tokens(io.StringIO(normalized).readline)
+            if t.string.strip()
+        ]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return normalized.split()
+
+
+def similarity(a: str, b: str) -> float:
+    """Token-level similarity of two programs after normalisation, in [0, 1] (1: same text)."""
+    ta, tb = _tokens(normalize_program(a)), _tokens(normalize_program(b))
+    if not ta and not tb:
+        return 1.0
+    return difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+
+
+def mean_pairwise_similarity(programs: Sequence[str]) -> float:
+    """Mean `similarity` over all pairs; 0.0 with fewer than two programs (nothing to compare)."""
+    pairs = list(itertools.combinations(programs, 2))
+    if not pairs:
+        return 0.0
+    return float(sum(similarity(a, b) for a, b in pairs) / len(pairs))
+
+
+class ProgramCensus:
+    """Counts of normalised valid programs proposed so far, per task type."""
+
+    def __init__(self, counts: dict[str, dict[str, int]] | None = None):
+        self.counts: dict[str, Counter] = {k: Counter(v) for k, v in (counts or {}).items()}
+
+    def add(self, task_type: str, programs: Sequence[str]) -> None:
+        c = self.counts.setdefault(task_type, Counter())
+        c.update(normalize_program(p) for p in programs)
+
+    def distinct_fraction(self, task_type: str | None = None) -> float:
+        """Distinct programs / valid proposals (of one type, or all); 0.0 before any."""
+        counters = (
+            list(self.counts.values())
+            if task_type is None
+            else [self.counts.get(task_type, Counter())]
+        )
+        total = sum(sum(c.values()) for c in counters)
+        distinct = len(set().union(*[set(c) for c in counters])) if counters else 0
+        return distinct / total if total else 0.0
+
+    def to_state(self) -> dict[str, Any]:
+        return {"counts": {k: dict(v) for k, v in self.counts.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> ProgramCensus:
+        return cls((state or {}).get("counts"))
+
+
+def diversity_penalties(
+    programs: Sequence[str], pool: Sequence[str], weight: float, threshold: float
+) -> list[float]:
+    """Penalty of each of a step's valid programs (of one task type), to subtract from its reward.
+
+    Args:
+      programs: the step's valid programs of one type.
+      pool: earlier programs to compare with as well (e.g. the newest buffer entries).
+      weight: the penalty of a program similar to everything it is compared with (0: off).
+      threshold: similarity at or above which two programs count as the same cluster.
+    """
+    if weight == 0.0:
+        return [0.0] * len(programs)
+    out = []
+    for i, p in enumerate(programs):
+        others = [q for j, q in enumerate(programs) if j != i] + list(pool)
+        if not others:
+            out.append(0.0)
+            continue
+        close = sum(similarity(p, q) >= threshold for q in others)
+        out.append(weight * close / len(others))
+    return out
+
+
+def step_diversity(
+    task_types: Sequence[Any],
+    items: Sequence[tuple[Any, str, str | None]],
+    episodes: Sequence[Any],
+    verdicts: Sequence[Any],
+    buffers: dict[Any, Any],
+    weight: float,
+    threshold: float,
+    pool_size: int = 64,
+) -> dict[str, float]:
+    """Per triplet type: the step's mean pairwise similarity, and (weight > 0) the penalty.
+
+    Args:
+      task_types: the run's task types (`TaskType`); induction is skipped (its programs are
+        drawn from the buffers, not written by the proposer).
+      items, episodes, verdicts: the step's proposals (type, prompt, given program), proposer
+        episodes (`.reward` and `.verdict` are updated in place for valid ones) and validations.
+      buffers: the task buffers; the newest `pool_size` programs of each type join the pool.
+      weight, threshold: see `diversity_penalties` (weight 0: the paper's reward, untouched).
+    """
+    out: dict[str, float] = {}
+    for t in task_types:
+        if t.value == "code_f":
+            continue
+        idx = [
+            i
+            for i, (tt, _, _) in enumerate(items)
+            if tt is t and verdicts[i] is not None and verdicts[i].valid
+        ]
+        programs = [verdicts[i].code for i in idx]
+        out[f"{t.value}/propose/similarity"] = mean_pairwise_similarity(programs)
+        if weight and programs:
+            pool = [task.program for task in buffers[t].tasks[-pool_size:]]
+            for i, pen in zip(
+                idx, diversity_penalties(programs, pool, weight, threshold), strict=True
+            ):
+                episodes[i].reward -= pen
+                episodes[i].verdict += f", diversity penalty {pen:.2f}"
+    return out

@@ -1,0 +1,142 @@
+"""The slot engine against the static sampler (bitwise), over refills, orders, meshes and stops.
+
+The reference is the static sampler (sampler.py), itself checked against transformers' greedy
+`generate`, teacher forcing and the exact first-token distribution in test_sampler.py. Both
+draw a request's noise from its own key folded with the token index; the engine must then give
+every request exactly the static sampler's tokens and log-probs, whatever slot it lands in,
+whoever its neighbours are and whenever it is scheduled.
+
+XLA's CPU kernels are picked by array size (a float32 row reduction over fewer than ~4096
+elements, or a dot that small, is emitted with another loop order), so a row's last bits depend
+on the shapes it is computed in. The engine is therefore compared at the static sampler's
+shapes: slots = its rows, prefill batch = its prompts, cache length = its prompt bucket + N;
+requests still arrive shuffled, finish at different steps (many EOS ids) and refill slots.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+from azr_jax.model import hf_io
+from azr_jax.parallel import sharding as shd
+from azr_jax.sampling import stop_strings as stops
+from azr_jax.sampling.engine import Engine, Request
+from azr_jax.sampling.generate import Generator
+from azr_jax.sampling.sampler import Sampler, row_keys
+from azr_jax.sampling.settings import SamplingSettings
+from tests.conftest import tiny_checkpoint
+
+B, P, N, NS = 4, 16, 12, 2  # prompts per static call, prompt bucket, new tokens, samples each
+SETTINGS = SamplingSettings(max_new_tokens=N, n=NS, top_k=50, eos_ids=tuple(range(100, 400)))
+
+
+def _load(family):
+    d = tiny_checkpoint(family)
+    cfg, params = hf_io.load_hf(d)
+    return cfg, params, hf_io.load_tokenizer(d)
+
+
+def _static_reference(cfg, params, mesh, settings, calls=2, seed=0, stop_table=None):
+    """Requests of `calls` static-sampler calls, each with its expected (tokens, logprobs)."""
+    rng = np.random.default_rng(seed)
+    sampler = Sampler(cfg, mesh)
+    reqs, expected = [], []
+    for call in range(calls):
+        lens = rng.integers(3, P, B)
+        tokens = np.zeros((B, P), np.int32)
+        for b in range(B):
+            tokens[b, P - lens[b] :] = rng.integers(5, cfg.vocab_size, lens[b])
+        key = jax.random.key(100 + call)
+        ref = sampler(params, tokens, lens, key, settings, stop_table)
+        keys = row_keys(key, B * settings.n)
+        for r in range(B * settings.n):
+            n = int(ref.lengths[r])
+            expected.append((np.asarray(ref.tokens[r, :n]), np.asarray(ref.logprobs[r, :n])))
+            prompt = tokens[r // settings.n, P - lens[r // settings.n] :]
+            reqs.append(Request(prompt, keys[r], len(reqs)))
+    return reqs, expected
+
+
+def _engine_run(cfg, params, mesh, reqs, settings, chunk=3, seed=1, stop_table=None):
+    order = np.random.default_rng(seed).permutation(len(reqs))
+    engine = Engine(
+        cfg, mesh, slots=B * settings.n, chunk=chunk, max_cache_length=P + N, prefill_batch=B
+    )
+    return engine.run(params, [reqs[i] for i in order], settings, stop_table)
+
+
+def _assert_same(out, expected):
+    lengths = [len(t) for t, _ in expected]
+    assert len(set(lengths)) > 3, f"rows should end at different steps: {lengths}"
+    for c in out:
+        tokens, logprobs = expected[c.tag]
+        np.testing.assert_array_equal(c.tokens, tokens, err_msg=f"request {c.tag}")
+        np.testing.assert_array_equal(c.logprobs, logprobs, err_msg=f"request {c.tag}")
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3", "llama", "gpt2"])
+def test_engine_matches_static_sampler_bitwise(family):
+    cfg, params, _ = _load(family)
+    reqs, expected = _static_reference(cfg, params, None, SETTINGS)
+    _assert_same(_engine_run(cfg, params, None, reqs, SETTINGS), expected)
+
+
+@pytest.mark.parametrize(
+    "family, mesh_shape", [("qwen2", (2, 2, 2)), ("llama", (4, 1, 2))], ids=["d2f2t2", "d4t2"]
+)
+def test_engine_matches_static_sampler_bitwise_on_meshes(family, mesh_shape):
+    cfg, params, _ = _load(family)
+    mesh = shd.make_mesh(*mesh_shape)
+    reqs, expected = _static_reference(cfg, params, mesh, SETTINGS)
+    out = _engine_run(cfg, params, mesh, reqs, SETTINGS)
+    _assert_same(out, expected)
+
+
+def test_results_do_not_depend_on_schedule():
+    """One engine, other orders and neighbours (some requests left out): the same bits."""
+    cfg, params, _ = _load("qwen2")
+    reqs, _ = _static_reference(cfg, params, None, SETTINGS, calls=2)
+    engine = Engine(cfg, slots=4, chunk=2, max_cache_length=P + N, prefill_batch=2)
+    a = engine.run(params, reqs, SETTINGS)
+    b = engine.run(params, reqs[:6:-1] + reqs[1:3], SETTINGS)
+    by_tag = {c.tag: c for c in a}
+    assert len(b) == len(reqs) - 5
+    for c in b:
+        np.testing.assert_array_equal(c.tokens, by_tag[c.tag].tokens)
+        np.testing.assert_array_equal(c.logprobs, by_tag[c.tag].logprobs)
+
+
+def test_greedy_stop_strings_through_the_generator():
+    """Generator on the engine vs on the static sampler: same texts, tokens and log-probs, with
+    stop strings (the stop automaton runs per slot) and greedy decoding."""
+    cfg, params, tokenizer = _load("qwen2")
+    texts = ["def add(a, b):\n    return", "import os", "x = [1, 2", "class A:"]
+    greedy = SamplingSettings(max_new_tokens=N, greedy=True)
+    free = Generator(Sampler(cfg), tokenizer).generate(params, texts, jax.random.key(0), greedy)
+    stop = tokenizer.decode(free.tokens[0, 3:5])  # a stop string that does occur
+    settings = greedy.replace(stop_strings=(stop,))
+    ref = Generator(Sampler(cfg), tokenizer).generate(params, texts, jax.random.key(0), settings)
+    engine = Engine(cfg, slots=4, chunk=4, max_cache_length=P + N, prefill_batch=4)
+    gen = Generator(Sampler(cfg), tokenizer, engine=engine)
+    out = gen.generate(params, texts, jax.random.key(0), settings)
+    assert out.lengths[0] <= 5 and out.texts[0].endswith(stop)
+    assert out.texts == ref.texts
+    np.testing.assert_array_equal(out.tokens, ref.tokens)
+    np.testing.assert_array_equal(out.lengths, ref.lengths)
+    np.testing.assert_array_equal(out.logprobs, ref.logprobs)
+    table = stops.stop_table(tokenizer, (stop,), cfg.vocab_size)
+    with pytest.raises(ValueError, match="stop table"):
+        engine.session(params, settings)
+    engine.session(params, settings, table)  # with its table it is fine
+
+
+def test_clear_errors():
+    cfg, params, _ = _load("qwen2")
+    engine = Engine(cfg, slots=2, max_cache_length=32)
+    session = engine.session(params, SamplingSettings(max_new_tokens=20))
+    with pytest.raises(ValueError, match="exceeds the engine's cache length 32"):
+        session.submit(Request(np.arange(5, 25), jax.random.key(0)))
+    with pytest.raises(ValueError, match="empty prompt"):
+        session.submit(Request(np.zeros((0,), np.int32), jax.random.key(0)))
+    with pytest.raises(ValueError, match="engine slots of 3 rows does not divide"):
+        Engine(cfg, shd.make_mesh(2, 4, 1), slots=3)

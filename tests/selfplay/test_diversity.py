@@ -1,0 +1,80 @@
+"""Diversity measures of proposals: normalisation, similarity, the census and the penalty."""
+
+import difflib
+from types import SimpleNamespace
+
+import pytest
+
+from azr_jax.selfplay import diversity as dv
+from azr_jax.selfplay.tasks import TaskType
+
+A = "def f(x):\n    y = x + 3\n    return y * 2"
+A_RENAMED = "def f(num):\n  tmp   = num+3\n  return tmp*2\n"
+B = "def f(s):\n    return s.upper()[::-1]"
+
+
+def test_normalize_ignores_names_and_whitespace_only():
+    assert dv.normalize_program(A) == dv.normalize_program(A_RENAMED)
+    assert dv.normalize_program(A) == "def f(v0):\n    v1 = v0 + 3\n    return v1 * 2"
+    # builtins and attributes are part of what a program does
+    assert dv.normalize_program("def f(a):\n    return len(a.strip())") == (
+        "def f(v0):\n    return len(v0.strip())"
+    )
+    assert dv.normalize_program(A) != dv.normalize_program(A.replace("+ 3", "+ 4"))
+    assert dv.normalize_program("def f(:\n  x") == "def f(: x"  # unparsable: whitespace only
+
+
+def test_similarity_against_difflib_on_hand_tokens():
+    assert dv.similarity(A, A_RENAMED) == 1.0
+    ta = "def f ( v0 ) : v1 = v0 + 3 return v1 * 2".split()
+    tb = "def f ( v0 ) : return v0 . upper ( ) [ : : - 1 ]".split()
+    want = difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+    assert dv.similarity(A, B) == pytest.approx(want)
+    assert 0.0 < want < 1.0
+
+
+def test_mean_pairwise_similarity():
+    s = dv.similarity(A, B)
+    assert dv.mean_pairwise_similarity([A, A_RENAMED, B]) == pytest.approx((1.0 + s + s) / 3)
+    assert dv.mean_pairwise_similarity([A]) == 0.0
+
+
+def test_census_counts_renamings_as_repeats_and_round_trips():
+    c = dv.ProgramCensus()
+    c.add("code_o", [A, A_RENAMED])
+    c.add("code_i", [B])
+    assert c.distinct_fraction("code_o") == 0.5
+    assert c.distinct_fraction("code_i") == 1.0
+    assert c.distinct_fraction() == pytest.approx(2 / 3)
+    again = dv.ProgramCensus.from_state(c.to_state())
+    assert again.distinct_fraction() == c.distinct_fraction()
+    assert dv.ProgramCensus().distinct_fraction() == 0.0
+    assert dv.ProgramCensus.from_state(None).distinct_fraction() == 0.0
+
+
+def test_penalties_by_hand():
+    assert dv.diversity_penalties([A, A_RENAMED, B], [], 0.0, 0.9) == [0.0, 0.0, 0.0]
+    # A: of its 2 others, 1 (A_RENAMED) is a copy -> 0.5 * 1/2; B: none of 2.
+    assert dv.diversity_penalties([A, A_RENAMED, B], [], 0.5, 0.9) == [0.25, 0.25, 0.0]
+    # with a pool of one more copy of B: B has 1 copy among 3 others
+    assert dv.diversity_penalties([A, B], [B], 0.6, 0.9) == pytest.approx([0.0, 0.3])
+    assert dv.diversity_penalties([A], [], 1.0, 0.9) == [0.0]
+
+
+def test_step_diversity_penalises_only_when_asked():
+    items = [(TaskType.DEDUCTION, "", None)] * 3 + [(TaskType.ABDUCTION, "", None)]
+    verdicts = [SimpleNamespace(valid=True, code=p) for p in (A, A_RENAMED, B, B)]
+    verdicts[2] = SimpleNamespace(valid=False, code=B)  # invalid: neither measured nor penalised
+    buffers = {t: SimpleNamespace(tasks=()) for t in TaskType}
+
+    def episodes():
+        return [SimpleNamespace(reward=0.5, verdict="valid") for _ in items]
+
+    eps = episodes()
+    m = dv.step_diversity(list(TaskType), items, eps, verdicts, buffers, 0.0, 0.9)
+    assert m == {"code_o/propose/similarity": 1.0, "code_i/propose/similarity": 0.0}
+    assert [e.reward for e in eps] == [0.5] * 4
+    eps = episodes()
+    dv.step_diversity(list(TaskType), items, eps, verdicts, buffers, 0.4, 0.9)
+    assert [e.reward for e in eps] == pytest.approx([0.1, 0.1, 0.5, 0.5])
+    assert "diversity penalty 0.40" in eps[0].verdict

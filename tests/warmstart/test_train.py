@@ -1,0 +1,62 @@
+"""The warm start's training: deterministic, cached by recipe, a checkpoint transformers agrees
+with, and a loss that is next-token cross-entropy on the response only."""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from azr_jax.executor.program import DEFAULT_BANNED
+from azr_jax.model import hf_io
+from azr_jax.model import transformer as model_lib
+from azr_jax.model.parity import compare
+from azr_jax.warmstart import train
+from tests.conftest import SMALL_WARMSTART, small_warmstart
+
+SHORT = train.Recipe(**{**SMALL_WARMSTART, "steps": 6, "banned_modules": DEFAULT_BANNED})
+
+
+def test_shortened_recipe_is_deterministic_and_cached(tmp_path):
+    a = train.build_warmstart(SHORT, tmp_path / "a", progress=False)
+    b = train.build_warmstart(SHORT, tmp_path / "b", progress=False)
+    assert a.name == b.name == SHORT.digest()
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    info = json.loads((a / train.DONE_FILE).read_text())
+    assert info["recipe"]["steps"] == 6 and info["cpu_seconds"] > 0
+    stamp = (a / train.DONE_FILE).stat().st_mtime_ns
+    assert train.build_warmstart(SHORT, tmp_path / "a", progress=False) == a  # a cache hit
+    assert (a / train.DONE_FILE).stat().st_mtime_ns == stamp
+    assert dataclasses.replace(SHORT, steps=7).digest() != SHORT.digest()
+
+
+def test_memorised_warmstart_loads_in_transformers_with_the_same_logits():
+    d = small_warmstart()
+    result = compare(d)
+    # Logits only: a memorised model ends its answers with EOS, which transformers' generate
+    # (min_new_tokens) forbids and our greedy loop does not, so greedy tokens part at the EOS.
+    assert result["max_abs_logit_diff"] <= 1e-4
+    info = json.loads((d / train.DONE_FILE).read_text())
+    # it learnt its corpus: the response loss fell far below its start (ln V at init)
+    assert info["final_loss"]["propose"] < 0.2 * info["first_loss"]["propose"]
+    assert info["final_loss"]["solve"] < 0.2 * info["first_loss"]["solve"]
+
+
+def test_response_loss_is_cross_entropy_on_the_response_only():
+    d = small_warmstart()
+    cfg, params = hf_io.load_hf(d)
+    rng = np.random.default_rng(0)
+    P, R = 6, 4
+    tokens = rng.integers(3, 200, size=(2, P + R)).astype(np.int32)
+    attn = np.ones((2, P + R), bool)
+    attn[0, :2] = False  # left padding in the prompt
+    attn[1, P + 2 :] = False  # right padding in the response
+    got = float(train.response_loss(params, cfg, jnp.asarray(tokens), jnp.asarray(attn), P))
+    pos = np.maximum(np.cumsum(attn, -1) - 1, 0)
+    logits, _ = model_lib.forward(params, cfg, tokens, pos, attn)
+    logp = np.asarray(jax.nn.log_softmax(np.asarray(logits, np.float64), -1))
+    nll = [-logp[b, t - 1, tokens[b, t]] for b in range(2) for t in range(P, P + R) if attn[b, t]]
+    assert got == pytest.approx(np.mean(nll), rel=1e-4)
