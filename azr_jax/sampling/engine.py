@@ -50,7 +50,7 @@ from azr_jax.model import transformer as model_lib
 from azr_jax.model.config import ModelConfig
 from azr_jax.parallel import distributed
 from azr_jax.parallel import sharding as shd
-from azr_jax.sampling.sampler import _head, sample_token
+from azr_jax.sampling.sampler import _head, check_stop_table, sample_token
 from azr_jax.sampling.settings import SamplingSettings
 
 
@@ -376,16 +376,7 @@ class Engine:
     def session(self, params, settings: SamplingSettings, stop_table=None) -> Session:
         """A queue over the slots (`settings.n` is ignored: a request is one sample)."""
         settings = settings.replace(n=1)
-        if settings.stop_strings and stop_table is None:
-            raise ValueError(
-                "settings.stop_strings needs a stop table: pass "
-                "stop_strings.stop_table(tokenizer, settings.stop_strings, cfg.vocab_size)"
-            )
-        if stop_table is not None and stop_table.shape[1] != self.cfg.vocab_size:
-            raise ValueError(
-                f"stop_table has {stop_table.shape[1]} columns; the model's vocab is "
-                f"{self.cfg.vocab_size}"
-            )
+        check_stop_table(settings, stop_table, self.cfg.vocab_size)
         return Session(self, self.place_params(params), settings, stop_table)
 
     def run(self, params, requests: Iterable[Request], settings, stop_table=None):

@@ -252,6 +252,25 @@ def sample(
 
 
 # ----------------------------------------------------------------------------- compiled, sharded
+
+
+def check_stop_table(
+    settings: SamplingSettings, stop_table: jax.Array | np.ndarray | None, vocab_size: int
+) -> None:
+    """A clear error for stop strings without their table ([Q, V] int32) or a table of the
+    wrong vocabulary; shared by the static sampler and the slot engine."""
+    if settings.stop_strings and stop_table is None:
+        raise ValueError(
+            "settings.stop_strings needs a stop table: pass "
+            "stop_strings.stop_table(tokenizer, settings.stop_strings, cfg.vocab_size) "
+            "(generate.Generator does this)"
+        )
+    if stop_table is not None and stop_table.shape[1] != vocab_size:
+        raise ValueError(
+            f"stop_table has {stop_table.shape[1]} columns; the model's vocab is {vocab_size}"
+        )
+
+
 class Sampler:
     """`sample` jitted once per (settings, B, P, Q) with shardings and a donated decode state.
 
@@ -364,17 +383,7 @@ class Sampler:
         """Samples (see `sample`); the first call per shape key compiles."""
         b, p = prompt_tokens.shape
         self.check(b, p, settings)
-        if settings.stop_strings and stop_table is None:
-            raise ValueError(
-                "settings.stop_strings needs a stop table: pass "
-                "stop_strings.stop_table(tokenizer, settings.stop_strings, cfg.vocab_size) "
-                "(generate.Generator does this)"
-            )
-        if stop_table is not None and stop_table.shape[1] != self.cfg.vocab_size:
-            raise ValueError(
-                f"stop_table has {stop_table.shape[1]} columns; the model's vocab is "
-                f"{self.cfg.vocab_size}"
-            )
+        check_stop_table(settings, stop_table, self.cfg.vocab_size)
         params = self.place_params(params)
         tokens, lengths = self._place_batch(prompt_tokens, 2), self._place_batch(prompt_lengths, 1)
         if stop_table is not None:
