@@ -152,8 +152,11 @@ def slope(xs: list[float], ys: list[float]) -> float:
     )
 
 
-def summarize(samples: list[dict], steps: int, seconds: float) -> tuple[dict, dict]:
-    """(the last-line figures, the per-part detail) of a run's samples."""
+def summarize(
+    samples: list[dict], steps: int, seconds: float, steps_run: int | None = None
+) -> tuple[dict, dict]:
+    """(the last-line figures, the per-part detail) of a run's samples. `steps_run`: the steps
+    the trainer finished (metrics.jsonl once it exited); by default the last sample's count."""
     done = max((s["step"] for s in samples), default=0)
     # Steady state: from step 1 done (compiled) until the last step is done (then shutdown).
     live = [s for s in samples if 1 <= s["step"] < done] or [s for s in samples if s["step"]]
@@ -175,7 +178,7 @@ def summarize(samples: list[dict], steps: int, seconds: float) -> tuple[dict, di
     half = [s for s in live if s["step"] > done / 2] or live
     per_step = round(slope([s["step"] for s in half], [s["run_dir_mb"] for s in half]), 4)
     figures = {
-        "steps": done,
+        "steps": max(done, steps_run or 0),
         "rss_mb": {
             "first_10pct": window(first, min),
             "last_10pct": window(last, min),
@@ -270,7 +273,7 @@ def main(argv):
     if proc.returncode != 0 and not stopped:
         tail = log_path.read_text()[-3000:]
         raise SystemExit(f"the trainer exited with {proc.returncode}; its log ends:\n{tail}")
-    figures, detail = summarize(samples, FLAGS.steps, seconds)
+    figures, detail = summarize(samples, FLAGS.steps, seconds, _steps_done(run_dir))
     if tmp is not None:
         tmp.cleanup()
     print(json.dumps(detail))

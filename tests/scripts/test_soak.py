@@ -86,3 +86,5 @@ def test_summary_windows_and_slope(soak):
     assert figures["run_dir_mb_per_step"] == pytest.approx(0.5)
     assert figures["seconds"] == 123.4
     assert detail["part_mb_per_step"] == {"checkpoints": 0.0, "samples": 0.5}
+    # the trainer finished a step after the last sample: the steps it ran are reported
+    assert soak.summarize(samples, 21, 123.4, steps_run=21)[0]["steps"] == 21
