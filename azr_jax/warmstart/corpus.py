@@ -24,7 +24,7 @@ from azr_jax.executor.pool import ExecutorPool
 from azr_jax.executor.validation import Proposal, validate_many
 from azr_jax.selfplay import prompts
 from azr_jax.selfplay.diversity import normalize_program
-from azr_jax.selfplay.tasks import InductionTask, TaskType, Triplet
+from azr_jax.selfplay.tasks import InductionTask, TaskType, Triplet, seed_triplet
 from azr_jax.warmstart import grammar
 
 # The six groups' samples, in order: (task type, role).
@@ -174,8 +174,9 @@ def render(
 ) -> list[tuple[str, str, int]]:
     """(prompt, response, kind index into KINDS) for every task in all six groups, shuffled.
 
-    Triplet proposers are shown 0 to `max_references` other corpus triplets as references
-    (as the buffers show past tasks), drawn with the seed.
+    Triplet proposers are shown 0 to `max_references` references (as the buffers show past
+    tasks), drawn with the seed: other corpus triplets, the first of them replaced half the time
+    by the identity seed triplet, the one reference every run's first step shows.
     """
     rng = np.random.default_rng(seed)
     out = []
@@ -186,6 +187,8 @@ def render(
                 count = int(rng.integers(0, max_references + 1))
                 picks = rng.choice(len(tasks), size=min(count, len(tasks)), replace=False)
                 refs = [tasks[int(j)].triplet for j in picks if int(j) != n]
+                if refs and rng.random() < 0.5:
+                    refs[0] = seed_triplet()
             out.append(
                 (prompt(kind, task, refs, banned_modules, num_inputs), response(kind, task), k)
             )

@@ -11,8 +11,9 @@ The build, all on the host CPU and deterministic given the recipe:
   2. every task rendered in the six self-play groups' prompt/response formats (`corpus.render`);
   3. a byte-level BPE tokenizer trained on that text (`tiny_checkpoint.train_tokenizer_on`);
   4. a Llama-shaped model of the project's own transformer, from random init, trained with
-     optax AdamW on the responses' tokens (the loss is on the response only; the prompt is
-     context), one (task type, role) group per batch so each batch has one padded shape;
+     optax AdamW: episode batches (one role per batch, so each has one padded shape) scored on
+     the response's tokens plus, at `prompt_loss_weight`, the prompt's; every other batch a
+     stream of program-and-input texts back to back, every token scored (`stream_group`);
   5. written with `hf_io.save_hf`.
 """
 
@@ -51,7 +52,7 @@ class Recipe:
     """Everything that determines the warm start (its hash names the cache entry)."""
 
     seed: int = 0
-    n_programs: int = 2400  # grammar programs drawn (invalid ones dropped)
+    n_programs: int = 4800  # grammar programs drawn (invalid ones dropped)
     num_inputs: int = 4  # inputs per induction task (the run's azr.num_inputs)
     max_references: int = 2  # references shown to triplet proposers (<= the run's K)
     banned_modules: tuple[str, ...] = ()  # as listed in the prompts (the executor's list)
@@ -63,9 +64,19 @@ class Recipe:
     heads: int = 4
     kv_heads: int = 2
     mlp: int = 256
-    steps: int = 400  # optimizer steps
-    batch_size: int = 16  # sequences per step (proposer and solver steps alternate)
+    steps: int = 800  # optimizer steps
+    batch_size: int = 16  # rows per step (proposer, stream, solver and stream steps in turn)
     learning_rate: float = 3e-3  # AdamW peak, linear warm-up then cosine to 10%
+    # Loss on the prompt's tokens too, at this weight beside the response's (0 = response only):
+    # prompts hold programs (solver prompts, proposers' references), so the forward pass the
+    # response needs anyway also teaches the syntax (the cost: unembedding every position).
+    prompt_loss_weight: float = 0.5
+    # Every `stream_every`-th step (0 = never) trains on a stream instead: the triplet proposers'
+    # ideal responses (program and input) back to back, EOS between them, cut into rows of
+    # `stream_length` tokens, every token scored. ~8x more program tokens per step than an
+    # episode batch, whose long prompt is context the loss mostly does not read.
+    stream_every: int = 2
+    stream_length: int = 256
     warmup_steps: int = 60
     weight_decay: float = 0.01
 
@@ -147,17 +158,38 @@ def tokenize_groups(
     return out
 
 
-def response_loss(params, cfg: ModelConfig, tokens, attn, prompt_len: int):
-    """Mean next-token cross-entropy over the response tokens. tokens, attn: [B, P + R]."""
+def stream_group(docs: Sequence[str], tokenizer, eos_id: int, length: int) -> GroupArrays:
+    """`docs` tokenized back to back with EOS after each, cut into rows of `length` tokens (the
+    tail that does not fill a row is dropped; a stream shorter than a row is one row of its
+    length); every token but a row's first is a target."""
+    ids = tokenizer(list(docs), add_special_tokens=False)["input_ids"]
+    flat = np.array([t for doc in ids for t in [*doc, eos_id]], np.int32)
+    length = min(length, len(flat))
+    n = len(flat) // length
+    tokens = flat[: n * length].reshape(n, length)
+    return GroupArrays(tokens, np.ones_like(tokens, bool), 1, np.full(n, -1))
+
+
+def token_losses(params, cfg: ModelConfig, tokens, attn, prompt_len: int, with_prompt: bool):
+    """(mean next-token cross-entropy over the response tokens, the same over the prompt's
+    tokens, each predicted from those before it; 0 unless `with_prompt`). tokens, attn: [B, P + R]."""
     positions = model_lib.positions_from_mask(attn)  # [B, T]
     h, _ = model_lib.hidden_states(params, cfg, tokens, positions, attn)  # [B, T, D]
-    h = h[:, prompt_len - 1 : -1]  # [B, R, D]: the states that predict the response
-    logits = model_lib.unembed(params, cfg, h)  # [B, R, V]
-    targets = tokens[:, prompt_len:]  # [B, R]
-    mask = attn[:, prompt_len:].astype(jnp.float32)  # [B, R]
+    first = 0 if with_prompt else prompt_len - 1  # the first state whose next token is scored
+    logits = model_lib.unembed(params, cfg, h[:, first:-1])  # [B, S, V], S = T - 1 - first
+    targets = tokens[:, first + 1 :]  # [B, S]
     logp = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # [B, R]
-    return (nll * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # [B, S]
+    real = (attn[:, first + 1 :] & attn[:, first:-1]).astype(jnp.float32)  # target and context
+    in_response = jnp.arange(first + 1, tokens.shape[1]) >= prompt_len  # [S]
+    resp, prompt = real * in_response, real * ~in_response
+    mean = lambda m: (nll * m).sum() / jnp.maximum(m.sum(), 1.0)  # noqa: E731
+    return mean(resp), mean(prompt)
+
+
+def response_loss(params, cfg: ModelConfig, tokens, attn, prompt_len: int):
+    """Mean next-token cross-entropy over the response tokens. tokens, attn: [B, P + R]."""
+    return token_losses(params, cfg, tokens, attn, prompt_len, False)[0]
 
 
 def make_optimizer(recipe: Recipe) -> optax.GradientTransformation:
@@ -177,11 +209,16 @@ def make_optimizer(recipe: Recipe) -> optax.GradientTransformation:
 @functools.cache
 def _jit_step(cfg: ModelConfig, recipe: Recipe, prompt_len: int):
     opt = make_optimizer(recipe)
+    w = recipe.prompt_loss_weight
 
     def step(params, opt_state, tokens, attn):
-        loss, grads = jax.value_and_grad(response_loss)(params, cfg, tokens, attn, prompt_len)
+        def loss_fn(p):
+            resp, prompt = token_losses(p, cfg, tokens, attn, prompt_len, w > 0)
+            return resp + w * prompt, resp
+
+        (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        return optax.apply_updates(params, updates), opt_state, loss  # loss: the response's
 
     return jax.jit(step, donate_argnums=(0, 1))
 
@@ -201,11 +238,15 @@ def train_model(
     rng = np.random.default_rng(recipe.seed + 1)
     params = model_lib.init_params(cfg, recipe.seed)
     opt_state = make_optimizer(recipe).init(params)
-    kinds = sorted(groups)
-    losses: dict[str, list[float]] = {k: [] for k in kinds}
+    kinds = sorted(k for k in groups if k != "stream")
+    losses: dict[str, list[float]] = {k: [] for k in groups}
+    every = recipe.stream_every if "stream" in groups else 0
     bar = tqdm(range(recipe.steps), desc="warm start", disable=not progress, unit="step")
     for i in bar:
-        kind = kinds[i % len(kinds)]
+        if every and i % every == every - 1:
+            kind = "stream"
+        else:
+            kind = kinds[(i - (i // every if every else 0)) % len(kinds)]
         g = groups[kind]
         rows = rng.choice(
             len(g.tokens), size=recipe.batch_size, replace=len(g.tokens) < recipe.batch_size
@@ -256,6 +297,9 @@ def build_warmstart(
     )
     eos, pad = tokenizer.convert_tokens_to_ids([SPECIAL["eos"], SPECIAL["pad"]])
     groups = tokenize_groups(samples, tokenizer, eos, pad)
+    if recipe.stream_every:
+        docs = [corpus.response(("code_o", "propose"), task) for task in tasks]
+        groups["stream"] = stream_group(docs, tokenizer, eos, recipe.stream_length)
     max_len = _bucket(max(g.tokens.shape[1] for g in groups.values()), 256)
     vocab = -(-len(tokenizer) // 64) * 64
     hf = _hf_config(recipe, vocab, eos, pad, max(max_len, 2048))

@@ -60,3 +60,41 @@ def test_response_loss_is_cross_entropy_on_the_response_only():
     logp = np.asarray(jax.nn.log_softmax(np.asarray(logits, np.float64), -1))
     nll = [-logp[b, t - 1, tokens[b, t]] for b in range(2) for t in range(P, P + R) if attn[b, t]]
     assert got == pytest.approx(np.mean(nll), rel=1e-4)
+
+
+def test_prompt_loss_scores_every_real_prompt_token_after_the_first():
+    d = small_warmstart()
+    cfg, params = hf_io.load_hf(d)
+    rng = np.random.default_rng(1)
+    P, R = 6, 4
+    tokens = rng.integers(3, 200, size=(2, P + R)).astype(np.int32)
+    attn = np.ones((2, P + R), bool)
+    attn[0, :2] = False  # left padding: the first real token (2) has no prediction
+    attn[1, P + 2 :] = False
+    resp, prompt = train.token_losses(params, cfg, jnp.asarray(tokens), jnp.asarray(attn), P, True)
+    pos = np.maximum(np.cumsum(attn, -1) - 1, 0)
+    logits, _ = model_lib.forward(params, cfg, tokens, pos, attn)
+    logp = np.asarray(jax.nn.log_softmax(np.asarray(logits, np.float64), -1))
+
+    def nll(ts):
+        return np.mean([-logp[b, t - 1, tokens[b, t]] for b, t in ts])
+
+    real = [(b, t) for b in range(2) for t in range(1, P + R) if attn[b, t] and attn[b, t - 1]]
+    assert float(prompt) == pytest.approx(nll([(b, t) for b, t in real if t < P]), rel=1e-4)
+    assert float(resp) == pytest.approx(nll([(b, t) for b, t in real if t >= P]), rel=1e-4)
+    # response only: the same response mean, and no prompt term
+    resp_only, zero = train.token_losses(params, cfg, tokens, attn, P, False)
+    assert float(resp_only) == pytest.approx(float(resp), rel=1e-5) and float(zero) == 0.0
+
+
+def test_stream_rows_are_the_documents_back_to_back_with_eos():
+    class Tok:  # one id per character: the expected stream is easy to write by hand
+        def __call__(self, texts, add_special_tokens=False):
+            return {"input_ids": [[ord(c) for c in t] for t in texts]}
+
+    g = train.stream_group(["ab", "cde", "f", "ghij"], Tok(), 0, 4)
+    flat = [97, 98, 0, 99, 100, 101, 0, 102, 0, 103, 104, 105, 106, 0]  # 14 tokens -> 3 rows
+    np.testing.assert_array_equal(g.tokens, np.array(flat[:12]).reshape(3, 4))
+    assert g.attn.all() and g.prompt_len == 1
+    short = train.stream_group(["ab"], Tok(), 0, 8)  # shorter than a row: one row of it all
+    np.testing.assert_array_equal(short.tokens, [[97, 98, 0]])
