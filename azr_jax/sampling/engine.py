@@ -50,7 +50,7 @@ from azr_jax.model import transformer as model_lib
 from azr_jax.model.config import ModelConfig
 from azr_jax.parallel import distributed
 from azr_jax.parallel import sharding as shd
-from azr_jax.sampling.sampler import check_stop_table, decode_logits, sample_token
+from azr_jax.sampling.sampler import check_stop_table, decode_head, decode_logits, sample_token
 from azr_jax.sampling.settings import SamplingSettings
 
 
@@ -161,6 +161,7 @@ def insert(
 def decode_step(
     params: dict,
     cfg: ModelConfig,
+    head: jax.Array,  # the LM head (`sampler.decode_head`)
     state: EngineState,
     settings: SamplingSettings,
     stop_table: jax.Array | None,
@@ -189,7 +190,7 @@ def decode_step(
     h, cache = model_lib.hidden_states(
         params, cfg, token[:, None], positions, kv_mask, state.cache, write
     )  # [L, 1, D]
-    logits = decode_logits(params, cfg, h[:, 0])  # [L, V]
+    logits = decode_logits(cfg, head, h[:, 0])  # [L, V]
     return state._replace(
         tokens=state.tokens.at[rows, col].set(token, mode="drop"),
         logprobs=state.logprobs.at[rows, col].set(logp, mode="drop"),
@@ -210,6 +211,7 @@ def chunk(
     stop_table: jax.Array | None = None,
 ) -> EngineState:
     """Up to `steps` decode steps; stops early once every slot is done."""
+    head = decode_head(params, cfg)
 
     def cond(carry):
         i, s = carry
@@ -217,7 +219,7 @@ def chunk(
 
     def body(carry):
         i, s = carry
-        return i + 1, decode_step(params, cfg, s, settings, stop_table)
+        return i + 1, decode_step(params, cfg, head, s, settings, stop_table)
 
     return jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state))[1]
 

@@ -221,20 +221,32 @@ def prefill(
     return _emit(state, rep(logits), settings, stop_table)
 
 
-def decode_logits(params: dict, cfg: ModelConfig, h: jax.Array) -> jax.Array:
-    """Next-token logits [R, V] float32 of the decode hidden states h [R, D].
+# A tied head at most this big is transposed to [D, V] once per decode call: XLA:CPU's batch-8
+# dot is faster against [D, V] while the head sits in cache (tiny, 0.5 MB: 0.05 vs 0.09 ms), and
+# faster against the [V, D] table as stored when it streams from memory (small, 65 MB: 10.4 vs
+# 14.0 ms); scripts/profile_decode.py, BENCHMARKS.md (issue 14, decode step).
+SMALL_HEAD_BYTES = 4 << 20
 
-    A tied head reads the [V, D] embedding table as stored: XLA:CPU's dot at batch 8 is ~1.3x
-    faster against it than against its transpose (scripts/profile_decode.py, BENCHMARKS.md),
-    and no [D, V] copy is made per call (the slot engine's chunks were paying one each).
-    """
+
+def _head_as_table(cfg: ModelConfig) -> bool:
+    """Whether the decode head is the [V, D] embedding table (else a [D, V] matrix)."""
+    size = cfg.vocab_size * cfg.hidden_size * np.dtype(jnp.dtype(cfg.param_dtype)).itemsize
+    return cfg.tie_word_embeddings and size > SMALL_HEAD_BYTES
+
+
+def decode_head(params: dict, cfg: ModelConfig) -> jax.Array:
+    """The LM head of a decode loop, taken once per call: [V, D] (`_head_as_table`) or [D, V]."""
+    if _head_as_table(cfg):
+        return shd.constrain(params["embed"], ("act_vocab", None))
     if cfg.tie_word_embeddings:
-        table = shd.constrain(params["embed"], ("act_vocab", None))  # [V, D]
-        out = jnp.einsum("BD,VD->BV", h, table.astype(h.dtype), preferred_element_type=jnp.float32)
-    else:
-        out = jnp.einsum(
-            "BD,DV->BV", h, params["lm_head"].astype(h.dtype), preferred_element_type=jnp.float32
-        )
+        return shd.constrain(params["embed"].T, (None, "act_vocab"))
+    return params["lm_head"]
+
+
+def decode_logits(cfg: ModelConfig, head: jax.Array, h: jax.Array) -> jax.Array:
+    """Next-token logits [R, V] float32 of decode hidden states h [R, D] (head: `decode_head`)."""
+    eq = "BD,VD->BV" if _head_as_table(cfg) else "BD,DV->BV"
+    out = jnp.einsum(eq, h, head.astype(h.dtype), preferred_element_type=jnp.float32)
     return shd.constrain(out, ("batch", "act_vocab"))
 
 
@@ -247,6 +259,7 @@ def decode(
 ) -> DecodeState:
     """Feeds the last token and samples the next until every row is done or N are out."""
     p = state.kv_mask.shape[1] - settings.max_new_tokens
+    head = decode_head(params, cfg)
 
     def cond(s: DecodeState) -> jax.Array:
         return (s.step < settings.max_new_tokens) & ~jnp.all(s.done)
@@ -257,7 +270,7 @@ def decode(
         h, cache = model_lib.hidden_states(
             params, cfg, last, positions, s.kv_mask, s.cache, p + s.step - 1
         )
-        logits = decode_logits(params, cfg, h[:, 0])  # [R, V]
+        logits = decode_logits(cfg, head, h[:, 0])  # [R, V]
         cache = [{k: shd.constrain(v, model_lib.CACHE_AXES) for k, v in c.items()} for c in cache]
         return _emit(s._replace(cache=cache), logits, settings, stop_table)
 
