@@ -290,6 +290,9 @@ def main(_):
     kv_bytes = cfg.num_layers * 2 * b * s * cfg.num_kv_heads * cfg.head_dim * 4
     bound = 1e3 * (param_bytes + kv_bytes) / max(copy_bw, read_bw)
     ms = {**full, **part}
+    kernels = [x for x in jax.tree_util.tree_leaves(params["layers"]) if x.ndim >= 2]
+    layer_mb = sum(x.nbytes for x in kernels) / 1e6  # what layer_matmuls reads per step
+    head_mb = cfg.vocab_size * cfg.hidden_size * 4 / 1e6
     result = dict(
         preset=FLAGS.preset, family=FLAGS.family, batch=b, prompt_len=p, new_tokens=new,
         chunk=FLAGS.chunk, threads=FLAGS.threads or "default",
@@ -300,6 +303,8 @@ def main(_):
         ),
         bound_step_ms=round(bound, 3), static_over_bound=round(full["static_decode"] / bound, 2),
         copy_gb_per_s=round(copy_bw / 1e9, 2), read_gb_per_s=round(read_bw / 1e9, 2),
+        layer_dots_gb_per_s=round(layer_mb / part["layer_matmuls"], 2),
+        head_dot_gb_per_s=round(head_mb / min(part["lm_head_dv"], part["lm_head_vd"]), 2),
         hlo=hlo, load_1min=[round(load0, 2), round(os.getloadavg()[0], 2)],
     )  # fmt: skip
     print(json.dumps(result), flush=True)
