@@ -71,14 +71,24 @@ def _loop_ms(jax, body, carry, consts, steps, repeats):
 
 
 def cache_copies(hlo_text: str, cache_shape: str) -> dict:
-    """`copy` instructions whose result has the cache's shape, and the aliased parameters."""
+    """`copy` instructions whose result has the cache's shape, whether the donated input is
+    aliased to the output, and the kernels (fusions) of the decode loop's body: each is one
+    launch per step, whatever its size."""
     copies = [ln.strip() for ln in hlo_text.splitlines() if re.search(r"= \S+ copy\(", ln)]
     on_cache = [c for c in copies if cache_shape in c.split("=")[1].split("copy(")[0]]
     alias = re.search(r"input_output_alias=\{([^}]*)\}", hlo_text)
+    bodies = re.findall(r" while\(.*body=%?([\w.\-]+)", hlo_text)
+    computations = re.split(r"\n(?=\S)", hlo_text)
+    fusions = [
+        len(re.findall(r"= \S+ fusion\(", c))
+        for c in computations
+        if bodies and c.lstrip("%").startswith(bodies[-1] + " ")
+    ]
     return dict(
         copies=len(copies),
         cache_copies=len(on_cache),
-        aliased_outputs=0 if alias is None else alias.group(1).count("}") + 1,
+        aliased=alias is not None and bool(alias.group(1).strip()),
+        loop_body_fusions=fusions[0] if fusions else None,
     )
 
 
