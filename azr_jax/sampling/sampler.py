@@ -223,8 +223,8 @@ def prefill(
 
 # A tied head at most this big is transposed to [D, V] once per decode call: XLA:CPU's batch-8
 # dot is faster against [D, V] while the head sits in cache (tiny, 0.5 MB: 0.05 vs 0.09 ms), and
-# faster against the [V, D] table as stored when it streams from memory (small, 65 MB: 10.4 vs
-# 14.0 ms); scripts/profile_decode.py, BENCHMARKS.md (issue 14, decode step).
+# faster against the [V, D] table as stored when it streams from memory (small, 65 MB: 11.2 vs
+# 15.8 ms); scripts/profile_decode.py, BENCHMARKS.md (issue 14, decode step).
 SMALL_HEAD_BYTES = 4 << 20
 
 
