@@ -50,7 +50,7 @@ from azr_jax.model import transformer as model_lib
 from azr_jax.model.config import ModelConfig
 from azr_jax.parallel import distributed
 from azr_jax.parallel import sharding as shd
-from azr_jax.sampling.sampler import _head, check_stop_table, sample_token
+from azr_jax.sampling.sampler import check_stop_table, decode_head, decode_logits, sample_token
 from azr_jax.sampling.settings import SamplingSettings
 
 
@@ -161,7 +161,7 @@ def insert(
 def decode_step(
     params: dict,
     cfg: ModelConfig,
-    head: jax.Array,  # [D, V] the LM head (`sampler._head`)
+    head: jax.Array,  # the LM head (`sampler.decode_head`)
     state: EngineState,
     settings: SamplingSettings,
     stop_table: jax.Array | None,
@@ -190,9 +190,7 @@ def decode_step(
     h, cache = model_lib.hidden_states(
         params, cfg, token[:, None], positions, kv_mask, state.cache, write
     )  # [L, 1, D]
-    logits = jnp.einsum(
-        "BD,DV->BV", h[:, 0], head.astype(h.dtype), preferred_element_type=jnp.float32
-    )
+    logits = decode_logits(cfg, head, h[:, 0])  # [L, V]
     return state._replace(
         tokens=state.tokens.at[rows, col].set(token, mode="drop"),
         logprobs=state.logprobs.at[rows, col].set(logp, mode="drop"),
@@ -213,7 +211,7 @@ def chunk(
     stop_table: jax.Array | None = None,
 ) -> EngineState:
     """Up to `steps` decode steps; stops early once every slot is done."""
-    head = _head(params, cfg)
+    head = decode_head(params, cfg)
 
     def cond(carry):
         i, s = carry

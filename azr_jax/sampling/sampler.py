@@ -65,14 +65,42 @@ def _truncate(scaled: jax.Array, top_k: int, top_p: float) -> jax.Array:
     if top_k:
         top = jax.lax.top_k(scaled, top_k)[0]  # [R, k] descending
         scaled = jnp.where(scaled < top[:, -1:], -jnp.inf, scaled)
-    if top_p < 1.0:
-        top = top if top_k else -jnp.sort(-scaled, axis=-1)  # [R, k or V] descending
+    if top_p < 1.0 and not top_k:  # no full-vocab sort (XLA:CPU: ~7 ms per row of 32k)
+        scaled = jnp.where(scaled < _nucleus_cut(scaled, top_p), -jnp.inf, scaled)
+    elif top_p < 1.0:
         probs = jax.nn.softmax(top, axis=-1)
         before = jnp.cumsum(probs, axis=-1) - probs  # mass strictly above each token
         keep = jnp.sum(before < top_p, axis=-1, keepdims=True)  # [R, 1] >= 1
         cut = jnp.take_along_axis(top, keep - 1, axis=-1)
         scaled = jnp.where(scaled < cut, -jnp.inf, scaled)
     return scaled
+
+
+def _nucleus_cut(scaled: jax.Array, top_p: float) -> jax.Array:
+    """The top-p cut [R, 1] of logits [R, V] without sorting: the smallest logit x whose mass
+    strictly above, M(x) = sum of softmax over logits > x, is < top_p. Keeping logits >= it is
+    the sorted rule (keep the descending prefix whose mass before each token is < top_p, ties at
+    the cut stay), since M only falls as x rises. Found by bisection over the float32 order
+    (32 halvings of uint32 keys, each one masked sum over V), up to float rounding of M."""
+    probs = jax.nn.softmax(scaled, axis=-1)  # [R, V]
+    bits = jax.lax.bitcast_convert_type(scaled, jnp.uint32)
+    sign = jnp.uint32(0x80000000)
+    keys = jnp.where(bits >= sign, ~bits, bits | sign)  # [R, V] uint32, monotone in the value
+
+    def mass_above(c):  # [R] uint32 -> [R] float32
+        return jnp.sum(jnp.where(keys > c[:, None], probs, 0.0), axis=-1)
+
+    def halve(_, bounds):  # invariant: M(lo) >= top_p > M(hi)
+        lo, hi = bounds
+        mid = lo + (hi - lo) // 2
+        below = mass_above(mid) < top_p
+        return jnp.where(below, lo, mid), jnp.where(below, mid, hi)
+
+    hi = jnp.max(keys, axis=-1)  # M(max) = 0
+    lo = jnp.min(keys, axis=-1) - 1  # M = 1 (no key is 0: -inf's is 0x007FFFFF)
+    _, hi = jax.lax.fori_loop(0, 32, halve, (lo, hi))  # hi - lo = 1: hi is the cut's key
+    cut = jnp.where(hi >= sign, hi ^ sign, ~hi)
+    return jax.lax.bitcast_convert_type(cut, jnp.float32)[:, None]
 
 
 def _argmax(x: jax.Array) -> jax.Array:
@@ -193,12 +221,33 @@ def prefill(
     return _emit(state, rep(logits), settings, stop_table)
 
 
-def _head(params: dict, cfg: ModelConfig) -> jax.Array:
-    """The LM head as [D, V], transposed once per decode call when tied to the embedding: XLA's
-    CPU dot reads a [V, D] right-hand side about twice as slowly in the decode matvec."""
+# A tied head at most this big is transposed to [D, V] once per decode call: XLA:CPU's batch-8
+# dot is faster against [D, V] while the head sits in cache (tiny, 0.5 MB: 0.05 vs 0.09 ms), and
+# faster against the [V, D] table as stored when it streams from memory (small, 65 MB: 11.2 vs
+# 15.8 ms); scripts/profile_decode.py, BENCHMARKS.md (issue 14, decode step).
+SMALL_HEAD_BYTES = 4 << 20
+
+
+def _head_as_table(cfg: ModelConfig) -> bool:
+    """Whether the decode head is the [V, D] embedding table (else a [D, V] matrix)."""
+    size = cfg.vocab_size * cfg.hidden_size * np.dtype(jnp.dtype(cfg.param_dtype)).itemsize
+    return cfg.tie_word_embeddings and size > SMALL_HEAD_BYTES
+
+
+def decode_head(params: dict, cfg: ModelConfig) -> jax.Array:
+    """The LM head of a decode loop, taken once per call: [V, D] (`_head_as_table`) or [D, V]."""
+    if _head_as_table(cfg):
+        return shd.constrain(params["embed"], ("act_vocab", None))
     if cfg.tie_word_embeddings:
         return shd.constrain(params["embed"].T, (None, "act_vocab"))
     return params["lm_head"]
+
+
+def decode_logits(cfg: ModelConfig, head: jax.Array, h: jax.Array) -> jax.Array:
+    """Next-token logits [R, V] float32 of decode hidden states h [R, D] (head: `decode_head`)."""
+    eq = "BD,VD->BV" if _head_as_table(cfg) else "BD,DV->BV"
+    out = jnp.einsum(eq, h, head.astype(h.dtype), preferred_element_type=jnp.float32)
+    return shd.constrain(out, ("batch", "act_vocab"))
 
 
 def decode(
@@ -210,7 +259,7 @@ def decode(
 ) -> DecodeState:
     """Feeds the last token and samples the next until every row is done or N are out."""
     p = state.kv_mask.shape[1] - settings.max_new_tokens
-    head = _head(params, cfg)
+    head = decode_head(params, cfg)
 
     def cond(s: DecodeState) -> jax.Array:
         return (s.step < settings.max_new_tokens) & ~jnp.all(s.done)
@@ -221,10 +270,7 @@ def decode(
         h, cache = model_lib.hidden_states(
             params, cfg, last, positions, s.kv_mask, s.cache, p + s.step - 1
         )
-        logits = jnp.einsum(
-            "BD,DV->BV", h[:, 0], head.astype(h.dtype), preferred_element_type=jnp.float32
-        )
-        logits = shd.constrain(logits, ("batch", "act_vocab"))
+        logits = decode_logits(cfg, head, h[:, 0])  # [R, V]
         cache = [{k: shd.constrain(v, model_lib.CACHE_AXES) for k, v in c.items()} for c in cache]
         return _emit(s._replace(cache=cache), logits, settings, stop_table)
 

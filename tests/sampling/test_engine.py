@@ -25,6 +25,7 @@ from azr_jax.sampling.generate import Generator
 from azr_jax.sampling.sampler import Sampler, row_keys
 from azr_jax.sampling.settings import SamplingSettings
 from tests.conftest import tiny_checkpoint
+from tests.sampling.test_sampler import cache_copies
 
 B, P, N, NS = 4, 16, 12, 2  # prompts per static call, prompt bucket, new tokens, samples each
 SETTINGS = SamplingSettings(max_new_tokens=N, n=NS, top_k=50, eos_ids=tuple(range(100, 400)))
@@ -128,6 +129,18 @@ def test_greedy_stop_strings_through_the_generator():
     with pytest.raises(ValueError, match="stop table"):
         engine.session(params, settings)
     engine.session(params, settings, table)  # with its table it is fine
+
+
+def test_chunk_updates_the_cache_in_place():
+    """The engine's decode chunk scatters new keys/values into the donated cache: no copy of a
+    cache-shaped buffer (the detector is checked on a copying loop in test_sampler.py)."""
+    cfg, params, _ = _load("qwen2")
+    engine = Engine(cfg, slots=4, chunk=3, max_cache_length=P + N, prefill_batch=2)
+    session = engine.session(params, SamplingSettings(max_new_tokens=N, greedy=True))
+    hlo = session._chunk.lower(session.params, session.state, None).compile().as_text()
+    shape = f"f32[4,{cfg.num_kv_heads},{P + N},{cfg.head_dim}]"
+    assert session.state.cache[0]["k"].shape == (4, cfg.num_kv_heads, P + N, cfg.head_dim)
+    assert cache_copies(hlo, shape) == []
 
 
 def test_clear_errors():

@@ -1,5 +1,7 @@
 """The sampler against transformers, teacher forcing, statistics, meshes and stop rules."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from azr_jax.model import hf_io
 from azr_jax.model import transformer as model_lib
 from azr_jax.parallel import sharding as shd
+from azr_jax.sampling import sampler as sampler_lib
 from azr_jax.sampling.generate import Generator
 from azr_jax.sampling.sampler import Sampler
 from azr_jax.sampling.settings import SamplingSettings, settings_from_model_dir
@@ -146,6 +149,34 @@ def _expected_first_token(logits, temperature, top_k, top_p):
     return p / p.sum()
 
 
+def test_top_p_without_sort_keeps_the_sorted_set():
+    """The sort-free top-p cut (bisection) keeps exactly the set of the sorted rule (numpy,
+    float64): ties at the cut, -inf (top-k'd) tokens, scales from flat to peaked. Rows whose
+    mass lands within 1e-5 of top_p are skipped: there float32 rounding may move the cut."""
+    rng = np.random.default_rng(0)
+    truncate = jax.jit(sampler_lib._truncate, static_argnums=(1, 2))
+    checked = 0
+    for v in (7, 50, 1000, 32000):
+        x = rng.normal(size=(12, v)) * np.repeat([0.1, 1.0, 5.0], 4)[:, None]
+        x[::2] = np.round(x[::2] * 2) / 2  # many ties
+        x[::3, : v // 3] = -np.inf
+        x = x.astype(np.float32)
+        for top_p in (0.05, 0.5, 0.95):
+            got = np.asarray(truncate(jnp.asarray(x), 0, top_p))
+            for row, out in zip(x, got, strict=True):
+                z = row.astype(np.float64)
+                s = np.sort(z)[::-1]
+                p = np.exp(s - s[0]) / np.exp(s - s[0]).sum()
+                before = np.cumsum(p) - p
+                if np.min(np.abs(before - top_p)) < 1e-5:
+                    continue
+                cut = s[(before < top_p).sum() - 1]
+                np.testing.assert_array_equal(np.isfinite(out), z >= cut)
+                np.testing.assert_array_equal(out[z >= cut], row[z >= cut])
+                checked += 1
+    assert checked > 100, checked
+
+
 @pytest.mark.parametrize(
     "temperature, top_k, top_p", [(0.7, 5, 1.0), (1.5, 0, 0.6), (1.0, 20, 0.8), (2.0, 0, 1.0)]
 )
@@ -223,6 +254,33 @@ def test_stop_string_inside_the_prompt_does_not_stop(qwen2):
         params, prompt, jax.random.key(0), settings.replace(stop_strings=("</answer>",))
     )
     assert got.lengths[0] == 6 and got.texts == free.texts
+
+
+def cache_copies(hlo: str, shape: str) -> list[str]:
+    """The `copy` instructions of a compiled program's text whose result has this shape."""
+    pattern = re.compile(r"= " + re.escape(shape) + r"(\{[^}]*\})? copy\(")
+    return [line.strip() for line in hlo.splitlines() if pattern.search(line)]
+
+
+def test_decode_updates_the_cache_in_place(qwen2):
+    """The compiled decode loop writes each new key/value into the donated cache: no copy of a
+    cache-shaped buffer anywhere (one per step would cost a full cache write). The detector
+    itself is checked on a loop that must copy (it keeps the cache it was given)."""
+    cfg, params, _, _ = qwen2
+    sampler = Sampler(cfg, max_cache_length=48)
+    tokens, lengths = jnp.ones((2, 32), jnp.int32), jnp.full((2,), 32, jnp.int32)
+    settings = SamplingSettings(max_new_tokens=16, greedy=True)
+    _, decode = sampler.compile(params, tokens, lengths, jax.random.key(0), settings)
+    shape = f"f32[2,{cfg.num_kv_heads},48,{cfg.head_dim}]"
+    assert cache_copies(decode.as_text(), shape) == []
+    cache = jnp.zeros((2, cfg.num_kv_heads, 48, cfg.head_dim))
+    new = jnp.ones((2, cfg.num_kv_heads, 1, cfg.head_dim))
+
+    def keeps_old(c):
+        body = lambda i, c: jax.lax.dynamic_update_slice(c, new, (0, 0, i, 0))  # noqa: E731
+        return jax.lax.fori_loop(0, 4, body, c), c
+
+    assert cache_copies(jax.jit(keeps_old).lower(cache).compile().as_text(), shape)
 
 
 def test_clear_errors(qwen2):
