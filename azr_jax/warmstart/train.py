@@ -56,7 +56,7 @@ class Recipe:
     num_inputs: int = 4  # inputs per induction task (the run's azr.num_inputs)
     max_references: int = 2  # references shown to triplet proposers (<= the run's K)
     banned_modules: tuple[str, ...] = ()  # as listed in the prompts (the executor's list)
-    vocab_size: int = 4096  # tokenizer size (the embedding has rows up to a multiple of 64)
+    vocab_size: int = 2048  # tokenizer size (the embedding has rows up to a multiple of 64)
     max_token_length: int = 16  # tokens may span spaces, up to this many characters
     tokenizer_samples: int = 1500  # the tokenizer is trained on the first N rendered samples
     hidden: int = 128
@@ -71,6 +71,7 @@ class Recipe:
     # prompts hold programs (solver prompts, proposers' references), so the forward pass the
     # response needs anyway also teaches the syntax (the cost: unembedding every position).
     prompt_loss_weight: float = 0.5
+    prompt_loss_stride: int = 4  # every 4th prompt token is scored (unembedding costs V x D each)
     # Every `stream_every`-th step (0 = never) trains on a stream instead: the triplet proposers'
     # ideal responses (program and input) back to back, EOS between them, cut into rows of
     # `stream_length` tokens, every token scored. ~8x more program tokens per step than an
@@ -170,18 +171,22 @@ def stream_group(docs: Sequence[str], tokenizer, eos_id: int, length: int) -> Gr
     return GroupArrays(tokens, np.ones_like(tokens, bool), 1, np.full(n, -1))
 
 
-def token_losses(params, cfg: ModelConfig, tokens, attn, prompt_len: int, with_prompt: bool):
-    """(mean next-token cross-entropy over the response tokens, the same over the prompt's
-    tokens, each predicted from those before it; 0 unless `with_prompt`). tokens, attn: [B, P + R]."""
+def token_losses(params, cfg: ModelConfig, tokens, attn, prompt_len: int, prompt_stride: int):
+    """(mean next-token cross-entropy over the response tokens, the same over every
+    `prompt_stride`-th prompt token, each predicted from those before it; 0 if the stride is 0).
+    Only the scored positions are unembedded. tokens, attn: [B, P + R]."""
     positions = model_lib.positions_from_mask(attn)  # [B, T]
     h, _ = model_lib.hidden_states(params, cfg, tokens, positions, attn)  # [B, T, D]
-    first = 0 if with_prompt else prompt_len - 1  # the first state whose next token is scored
-    logits = model_lib.unembed(params, cfg, h[:, first:-1])  # [B, S, V], S = T - 1 - first
-    targets = tokens[:, first + 1 :]  # [B, S]
+    t = tokens.shape[1]
+    # The states whose next token is scored (static): prompt ones at the stride, then the response's.
+    in_prompt = np.arange(0, prompt_len - 1, prompt_stride) if prompt_stride else np.zeros(0, int)
+    src = np.concatenate([in_prompt, np.arange(prompt_len - 1, t - 1)])  # [S]
+    logits = model_lib.unembed(params, cfg, h[:, src])  # [B, S, V]
+    targets = tokens[:, src + 1]  # [B, S]
     logp = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # [B, S]
-    real = (attn[:, first + 1 :] & attn[:, first:-1]).astype(jnp.float32)  # target and context
-    in_response = jnp.arange(first + 1, tokens.shape[1]) >= prompt_len  # [S]
+    real = (attn[:, src + 1] & attn[:, src]).astype(jnp.float32)  # target and context real
+    in_response = jnp.asarray(src + 1 >= prompt_len)  # [S]
     resp, prompt = real * in_response, real * ~in_response
     mean = lambda m: (nll * m).sum() / jnp.maximum(m.sum(), 1.0)  # noqa: E731
     return mean(resp), mean(prompt)
@@ -189,7 +194,7 @@ def token_losses(params, cfg: ModelConfig, tokens, attn, prompt_len: int, with_p
 
 def response_loss(params, cfg: ModelConfig, tokens, attn, prompt_len: int):
     """Mean next-token cross-entropy over the response tokens. tokens, attn: [B, P + R]."""
-    return token_losses(params, cfg, tokens, attn, prompt_len, False)[0]
+    return token_losses(params, cfg, tokens, attn, prompt_len, 0)[0]
 
 
 def make_optimizer(recipe: Recipe) -> optax.GradientTransformation:
@@ -213,7 +218,8 @@ def _jit_step(cfg: ModelConfig, recipe: Recipe, prompt_len: int):
 
     def step(params, opt_state, tokens, attn):
         def loss_fn(p):
-            resp, prompt = token_losses(p, cfg, tokens, attn, prompt_len, w > 0)
+            stride = recipe.prompt_loss_stride if w > 0 else 0
+            resp, prompt = token_losses(p, cfg, tokens, attn, prompt_len, stride)
             return resp + w * prompt, resp
 
         (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

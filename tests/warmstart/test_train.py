@@ -71,7 +71,7 @@ def test_prompt_loss_scores_every_real_prompt_token_after_the_first():
     attn = np.ones((2, P + R), bool)
     attn[0, :2] = False  # left padding: the first real token (2) has no prediction
     attn[1, P + 2 :] = False
-    resp, prompt = train.token_losses(params, cfg, jnp.asarray(tokens), jnp.asarray(attn), P, True)
+    resp, prompt = train.token_losses(params, cfg, jnp.asarray(tokens), jnp.asarray(attn), P, 1)
     pos = np.maximum(np.cumsum(attn, -1) - 1, 0)
     logits, _ = model_lib.forward(params, cfg, tokens, pos, attn)
     logp = np.asarray(jax.nn.log_softmax(np.asarray(logits, np.float64), -1))
@@ -83,8 +83,13 @@ def test_prompt_loss_scores_every_real_prompt_token_after_the_first():
     assert float(prompt) == pytest.approx(nll([(b, t) for b, t in real if t < P]), rel=1e-4)
     assert float(resp) == pytest.approx(nll([(b, t) for b, t in real if t >= P]), rel=1e-4)
     # response only: the same response mean, and no prompt term
-    resp_only, zero = train.token_losses(params, cfg, tokens, attn, P, False)
+    resp_only, zero = train.token_losses(params, cfg, tokens, attn, P, 0)
     assert float(resp_only) == pytest.approx(float(resp), rel=1e-5) and float(zero) == 0.0
+    # every 2nd prompt state (0, 2, 4 predict tokens 1, 3, 5): the mean over those only
+    _, strided = train.token_losses(params, cfg, tokens, attn, P, 2)
+    assert float(strided) == pytest.approx(
+        nll([(b, t) for b, t in real if t in (1, 3, 5)]), rel=1e-4
+    )
 
 
 def test_stream_rows_are_the_documents_back_to_back_with_eos():
