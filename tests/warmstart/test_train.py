@@ -45,36 +45,33 @@ def test_memorised_warmstart_loads_in_transformers_with_the_same_logits():
     assert info["final_loss"]["solve"] < 0.2 * info["first_loss"]["solve"]
 
 
-def test_response_loss_is_cross_entropy_on_the_response_only():
-    d = small_warmstart()
-    cfg, params = hf_io.load_hf(d)
-    rng = np.random.default_rng(0)
-    P, R = 6, 4
-    tokens = rng.integers(3, 200, size=(2, P + R)).astype(np.int32)
+P, R = 6, 4  # the loss tests' prompt and response widths
+
+
+def _batch_and_reference(seed: int):
+    """The shortened warm start, two rows of random tokens (left padding in row 0's prompt,
+    right padding in row 1's response) and the float64 log-probs of a plain forward."""
+    cfg, params = hf_io.load_hf(small_warmstart())
+    tokens = np.random.default_rng(seed).integers(3, 200, size=(2, P + R)).astype(np.int32)
     attn = np.ones((2, P + R), bool)
-    attn[0, :2] = False  # left padding in the prompt
+    attn[0, :2] = False  # left padding: the first real token (2) has no prediction
     attn[1, P + 2 :] = False  # right padding in the response
-    got = float(train.response_loss(params, cfg, jnp.asarray(tokens), jnp.asarray(attn), P))
     pos = np.maximum(np.cumsum(attn, -1) - 1, 0)
     logits, _ = model_lib.forward(params, cfg, tokens, pos, attn)
     logp = np.asarray(jax.nn.log_softmax(np.asarray(logits, np.float64), -1))
+    return cfg, params, tokens, attn, logp
+
+
+def test_response_loss_is_cross_entropy_on_the_response_only():
+    cfg, params, tokens, attn, logp = _batch_and_reference(0)
+    got = float(train.response_loss(params, cfg, jnp.asarray(tokens), jnp.asarray(attn), P))
     nll = [-logp[b, t - 1, tokens[b, t]] for b in range(2) for t in range(P, P + R) if attn[b, t]]
     assert got == pytest.approx(np.mean(nll), rel=1e-4)
 
 
 def test_prompt_loss_scores_every_real_prompt_token_after_the_first():
-    d = small_warmstart()
-    cfg, params = hf_io.load_hf(d)
-    rng = np.random.default_rng(1)
-    P, R = 6, 4
-    tokens = rng.integers(3, 200, size=(2, P + R)).astype(np.int32)
-    attn = np.ones((2, P + R), bool)
-    attn[0, :2] = False  # left padding: the first real token (2) has no prediction
-    attn[1, P + 2 :] = False
+    cfg, params, tokens, attn, logp = _batch_and_reference(1)
     resp, prompt = train.token_losses(params, cfg, jnp.asarray(tokens), jnp.asarray(attn), P, 1)
-    pos = np.maximum(np.cumsum(attn, -1) - 1, 0)
-    logits, _ = model_lib.forward(params, cfg, tokens, pos, attn)
-    logp = np.asarray(jax.nn.log_softmax(np.asarray(logits, np.float64), -1))
 
     def nll(ts):
         return np.mean([-logp[b, t - 1, tokens[b, t]] for b, t in ts])
