@@ -28,6 +28,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # bfloat16, einsum otherwise) | einsum (ours, everywhere) | xla (jax.nn.dot_product_attention)
     # | cudnn (fused flash attention, CUDA GPUs with bfloat16) | splash (Pallas TPU kernel).
     c.model.attention = "auto"
+    # MLP positions per chunk in full-sequence calls (0: all at once). Long rows (the paper's
+    # 14k-token updates, 8k-token prefills) keep a [rows, mlp_chunk, F] working set instead of
+    # [rows, T, F]: the same numbers (position-wise), less HBM; configs/azr.py sets it on TPUs.
+    c.model.mlp_chunk = 0
     c.model.tiny_family = (
         "qwen2"  # family of the locally built default model (qwen2|qwen3|llama|gpt2)
     )
@@ -93,6 +97,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.rl.kl_coef = 0.0  # k3 KL to the initial policy (0 = no reference model)
     c.rl.aggregation = "token-mean"  # token-mean | seq-mean-token-mean
     c.rl.micro_batch_size = 0  # rows per gradient-accumulation micro-batch (0 = whole batch)
+    # dtype of the gradient summed over micro-batches: float32 | bfloat16 (half the accumulator,
+    # for chips short of HBM; configs/azr.py sets it where the TPU compiler says it is needed)
+    c.rl.grad_accum_dtype = "float32"
     # Non-finite guard: an update whose loss, gradient norm or new state is not finite is not
     # applied (logged with its cause); this many in a row stop the run naming the last checkpoint.
     c.rl.max_skipped_steps = 3  # non-finite updates in a row before the run stops

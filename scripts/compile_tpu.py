@@ -56,8 +56,10 @@ import jax.numpy as jnp  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from azr_jax.model import transformer as model_lib  # noqa: E402
 from azr_jax.model.config import ModelConfig, resolve_attention  # noqa: E402
 from azr_jax.parallel import sharding as shd  # noqa: E402
+from azr_jax.sampling.engine import Engine, init_state  # noqa: E402
 from azr_jax.sampling.sampler import Sampler  # noqa: E402
 from azr_jax.sampling.settings import SamplingSettings  # noqa: E402
 from azr_jax.update.pg_loss import PGBatch  # noqa: E402
@@ -92,6 +94,13 @@ flags.DEFINE_bool(
     "compile 1- and 2-layer versions and extrapolate linearly to the model's layer count "
     "(faster; the JSON says so): exact for weights, optimizer state and KV cache, an "
     "overestimate of the train step's temporaries (only a full compile decides a train step)",
+)
+flags.DEFINE_enum(
+    "sampler_weights",
+    "auto",
+    ["auto", "copy", "shards"],
+    "the sampler's weights: auto (as sharding.sampling_rules decides for this chip's HBM), copy "
+    "(whole weights per tensor shard, SAMPLE_RULES) or shards (fsdp-sharded, TRAIN_RULES)",
 )
 FLAGS = flags.FLAGS
 
@@ -164,6 +173,7 @@ def model_config(model: str, c) -> ModelConfig:
         dtype=c.model.dtype,
         attention=resolve_attention(c.model.attention, "tpu", c.model.dtype),
         splash_interpret=False,
+        mlp_chunk=c.model.mlp_chunk,
     )
 
 
@@ -219,7 +229,11 @@ def _extrapolate(one: dict, two: dict, layers: int) -> dict:
         for k in ("arguments", "outputs", "temporaries", "aliased", "flops")
     }
     out["seconds"] = one["seconds"] + two["seconds"]
-    for key in ("f32_cache_copies", "quadratic_arrays"):  # per layer: the 2-layer count
+    for key in (
+        "f32_cache_copies",
+        "quadratic_arrays",
+        "gathers_outside_loop",
+    ):  # per layer: the 2-layer count
         if key in two:
             out[key] = two[key]
     if "error" in one or "error" in two:
@@ -290,23 +304,14 @@ def sampler_keeps_a_copy(cfg: ModelConfig, mesh, hbm_gib: float) -> bool:
 
 
 def compile_sampler(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
-    """The sampler's (prefill, decode) executables at its largest call."""
-    from azr_jax.model import transformer as model_lib
-
+    """The static sampler's (prefill, decode) executables at its largest call (the difficulty
+    estimation: sampling.batch_size prompts x azr.n_rollouts samples each)."""
     s = c.sampling
     longest = max(s.max_new_tokens, c.eval.max_new_tokens)
     p = _bucket(s.max_prompt_len)
     rules = shd.SAMPLE_RULES if copy else shd.TRAIN_RULES  # the full model's choice
     sampler = Sampler(cfg, mesh, rules=rules, max_cache_length=_bucket(s.max_prompt_len) + longest)
-    settings = SamplingSettings(
-        max_new_tokens=s.max_new_tokens,
-        temperature=s.temperature or 1.0,
-        top_p=s.top_p,
-        top_k=s.top_k,
-        n=max(1, c.azr.n_rollouts),
-        eos_ids=(1,),
-        stop_strings=("</answer>",),
-    )
+    settings = _settings(c, n=max(1, c.azr.n_rollouts))
     b = s.batch_size
     sampler.check(b, p, settings)
     params = jax.tree_util.tree_map(
@@ -322,7 +327,77 @@ def compile_sampler(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
     return sampler.compile(params, tokens, lengths, rng, settings, table)
 
 
-def model_flops(cfg: ModelConfig, c, program: str) -> float:
+def engine_shape(c, mesh) -> tuple[int, int, int]:
+    """(slots, chunk steps, prefill batch) of the trainer's slot engine (trainer.make_engine)."""
+    g = c.engine
+    rows = math.prod(mesh.shape[a] for a in shd.BATCH_AXES)
+    slots = g.slots or c.sampling.batch_size
+    return slots, g.chunk, max(1, min(g.prefill_batch or rows, slots))
+
+
+def compile_engine(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
+    """The slot engine's (insert, chunk) executables, as the trainer runs them (engine.enabled,
+    the default): an insert prefills `prefill_batch` prompts at the longest prompt bucket into
+    the slots' KV cache; a chunk runs `engine.chunk` decode steps over every slot."""
+    s = c.sampling
+    p = _bucket(s.max_prompt_len)
+    longest = max(s.max_new_tokens, c.eval.max_new_tokens)
+    slots, steps, m = engine_shape(c, mesh)
+    rules = shd.SAMPLE_RULES if copy else shd.TRAIN_RULES  # the full model's choice
+    engine = Engine(
+        cfg,
+        mesh,
+        slots=slots,
+        chunk=steps,
+        max_cache_length=p + longest,
+        prefill_batch=m,
+        rules=rules,
+    )
+    settings = _settings(c, n=1)  # one sample per request: the n rollouts are n requests
+    engine.check(p, settings)
+    _, ins, dec = engine.programs(settings, (STOP_STATES, cfg.vocab_size))
+    params = jax.tree_util.tree_map(
+        lambda a, sh: _struct(a.shape, a.dtype, sh),
+        model_lib.abstract_params(cfg),
+        engine.param_shardings,
+    )
+    state = jax.tree_util.tree_map(
+        lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+        jax.eval_shape(lambda: init_state(cfg, slots, engine.max_cache_length, settings)),
+        engine._state_shardings(settings),
+    )
+    rows1, rows2 = shd.batch_sharding(mesh, 1), shd.batch_sharding(mesh, 2)
+    keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), m))
+    keys = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=rows1)
+    table = _struct((STOP_STATES, cfg.vocab_size), "int32", shd.replicated(mesh))
+    with jax.set_mesh(mesh):
+        ins_exe = ins.lower(
+            params,
+            state,
+            _struct((m, p), "int32", rows2),
+            _struct((m,), "int32", rows1),
+            _struct((m,), "int32", shd.replicated(mesh)),
+            keys,
+        ).compile()
+        dec_exe = dec.lower(params, state, table).compile()
+    return ins_exe, dec_exe
+
+
+def _settings(c, n: int) -> SamplingSettings:
+    """The rollouts' sampling settings (the paper's: temperature 1, answers stop at </answer>)."""
+    s = c.sampling
+    return SamplingSettings(
+        max_new_tokens=s.max_new_tokens,
+        temperature=s.temperature or 1.0,
+        top_p=s.top_p,
+        top_k=s.top_k,
+        n=n,
+        eos_ids=(1,),
+        stop_strings=("</answer>",),
+    )
+
+
+def model_flops(cfg: ModelConfig, c, program: str, mesh=None) -> float:
     """Matmul FLOPs of one program (whole slice), for the step-time ESTIMATE: 2 x params per
     token forward (x3 with the backward, x4 under remat), plus causal attention."""
     n = cfg.num_params - cfg.vocab_size * cfg.hidden_size * (1 if cfg.tie_word_embeddings else 0)
@@ -333,6 +408,13 @@ def model_flops(cfg: ModelConfig, c, program: str) -> float:
         t = _bucket(s.max_prompt_len) + _bucket(s.max_new_tokens)
         mult = 4 if c.model.remat else 3
         return mult * rows * t * (2 * n + attn_per_token * t / 2)
+    if c.engine.enabled and mesh is not None and program in ("prefill", "decode"):
+        slots, steps, m = engine_shape(c, mesh)
+        t = _bucket(s.max_prompt_len)
+        if program == "prefill":  # one insert
+            return m * t * (2 * n + attn_per_token * t / 2)
+        keys = t + s.max_new_tokens / 2  # one chunk, every slot live, halfway through
+        return slots * steps * (2 * n + attn_per_token * keys)
     if program == "prefill":
         t = _bucket(s.max_prompt_len)
         return s.batch_size * t * (2 * n + attn_per_token * t / 2)
@@ -385,7 +467,8 @@ def _compile_all(cfg, c, mesh, copy: bool, programs) -> dict[str, dict]:
         both = {}
 
         def sampler():
-            both["exe"] = compile_sampler(cfg, c, mesh, copy)
+            build = compile_engine if c.engine.enabled else compile_sampler
+            both["exe"] = build(cfg, c, mesh, copy)
             return both["exe"][0]
 
         pre = _measure(sampler)
@@ -400,7 +483,13 @@ def _compile_all(cfg, c, mesh, copy: bool, programs) -> dict[str, dict]:
 
 
 def run(
-    c, model: str, host: str | None, topology: str, programs, extrapolate: bool = False
+    c,
+    model: str,
+    host: str | None,
+    topology: str,
+    programs,
+    extrapolate: bool = False,
+    sampler_weights: str = "auto",
 ) -> dict[str, Any]:
     from jax.experimental import topologies
 
@@ -414,6 +503,8 @@ def run(
     cfg = model_config(model, c)
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     sampler_copy = sampler_keeps_a_copy(cfg, mesh, hbm_gib)  # decided by the full model
+    if sampler_weights != "auto":
+        sampler_copy = sampler_weights == "copy"
     if extrapolate:
         one = _compile_all(cfg.replace(num_layers=1), c, mesh, sampler_copy, programs)
         two = _compile_all(cfg.replace(num_layers=2), c, mesh, sampler_copy, programs)
@@ -425,7 +516,7 @@ def run(
     for name, r in raw.items():
         resident = 0.0 if name == "train_step" else moments + (weights if sampler_copy else 0.0)
         out[name] = _report(r, hbm_gib, resident)
-        est = model_flops(cfg, c, name) / (peak_tflops * 1e12 * len(devices))
+        est = model_flops(cfg, c, name, mesh) / (peak_tflops * 1e12 * len(devices))
         out[name]["est_step_s"] = round(est, 2)  # an ESTIMATE at 100% of peak, not measured
     return {
         "preset": model,
@@ -438,9 +529,19 @@ def run(
         "attention": cfg.attention,
         "layers": cfg.num_layers,
         "extrapolated_from_layers": [1, 2] if extrapolate else None,
+        "sampler": sampler_kind(c, mesh),
         "programs": out,
         "fits": all(r["fits"] for r in out.values()),
     }
+
+
+def sampler_kind(c, mesh) -> dict[str, Any]:
+    """Which rollout programs "prefill" and "decode" are: the slot engine's insert and chunk
+    (the trainer's default) or the static sampler's largest call (engine.enabled=False)."""
+    if not c.engine.enabled:
+        return {"kind": "static", "rows": c.sampling.batch_size * max(1, c.azr.n_rollouts)}
+    slots, steps, m = engine_shape(c, mesh)
+    return {"kind": "engine", "slots": slots, "chunk": steps, "prefill_batch": m}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -518,7 +619,9 @@ def main(argv) -> None:
     if bad:
         raise app.UsageError(f"--programs: {bad} are not in {PROGRAMS}")
     try:
-        result = run(c, model, host, topology, FLAGS.programs, FLAGS.extrapolate)
+        result = run(
+            c, model, host, topology, FLAGS.programs, FLAGS.extrapolate, FLAGS.sampler_weights
+        )
     except RuntimeError as e:
         if "libtpu" in str(e).lower() or "tpu" in str(e).lower() and "topology" in str(e).lower():
             raise SystemExit(

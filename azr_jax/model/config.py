@@ -90,6 +90,9 @@ class ModelConfig:
     dtype: str = "float32"  # compute dtype of activations
     attention: str = "einsum"  # one of ATTENTION_IMPLS (a run-time choice, not a weight shape)
     splash_interpret: bool | None = None  # splash: interpret mode (None: iff the backend is no TPU)
+    # MLP positions per chunk in full-sequence calls (0: all at once): long update rows and
+    # prefills keep a [B, mlp_chunk, F] working set instead of [B, T, F] (a run-time choice).
+    mlp_chunk: int = 0
 
     @property
     def switches(self) -> dict[str, Any]:

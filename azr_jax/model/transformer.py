@@ -262,8 +262,24 @@ class MLP(nnx.Module):
         )
         self.up = Dense("BTD,DF->BTF", (d, f), ("embed", "mlp"), 1, b, cfg, rngs)
         self.down = Dense("BTF,FD->BTD", (f, d), ("mlp", "embed"), 1, b, cfg, rngs)
+        self.chunk = cfg.mlp_chunk
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        """[B, T, D] -> [B, T, D]. With `cfg.mlp_chunk` = c > 0 and T > c, the positions go
+        through in chunks of c (`lax.map`, each chunk under `jax.checkpoint`): the [B, c, F]
+        working set instead of [B, T, F], the same function (position-wise)."""
+        c = self.chunk
+        t = x.shape[1]
+        if not c or t <= c:
+            return self._apply(x)
+        n = -(-t // c)
+        xs = jnp.pad(x, ((0, 0), (0, n * c - t), (0, 0)))  # [B, n*c, D]
+        xs = jnp.moveaxis(xs.reshape(x.shape[0], n, c, x.shape[2]), 1, 0)  # [n, B, c, D]
+        ys = jax.lax.map(jax.checkpoint(self._apply), xs)  # [n, B, c, D]
+        ys = jnp.moveaxis(ys, 0, 1).reshape(x.shape[0], n * c, x.shape[2])
+        return ys[:, :t]
+
+    def _apply(self, x: jax.Array) -> jax.Array:
         if self.gated:
             hidden = jax.nn.silu(self.gate(x)) * self.up(x)
         else:
@@ -314,8 +330,13 @@ class CausalLM(nnx.Module):
         cache_index=None,
         remat=False,
         segment_ids=None,
+        gather_per_layer=False,
     ):
         """Final normalised hidden states [B, T, D] and the updated cache.
+
+        `gather_per_layer` (decode loops over fsdp-sharded weights): each layer's weights wait
+        for the layer's input (an optimization barrier, no work), so the compiler gathers one
+        layer at a time inside the loop instead of every layer's weights at once.
 
         `remat` (training, no cache) recomputes each block's activations in the backward pass
         instead of storing them: memory per layer drops to the block's input. `segment_ids`
@@ -324,7 +345,11 @@ class CausalLM(nnx.Module):
         dtype = jnp.dtype(self.cfg.dtype)
         # Vocab-parallel lookup: gather the table over `embed` first (as FSDP does for every
         # weight), else the partitioner replicates the [B, T, D] result to re-split it by batch.
-        table = constrain(self.embed[...], ("vocab", None))  # [V, D]
+        # One token per row (a decode step): look up in the stored layout instead (a [B, 1, D]
+        # result to re-split; no gathered table, which the decode loop would hold throughout).
+        table = self.embed[...]  # [V, D]
+        if tokens.shape[1] > 1:
+            table = constrain(table, ("vocab", None))
         x = jnp.take(table, tokens, axis=0).astype(dtype)  # [B, T, D]
         if self.pos_embed is not None:
             x = x + jnp.take(self.pos_embed[...], positions, axis=0).astype(dtype)
@@ -342,6 +367,8 @@ class CausalLM(nnx.Module):
                 x = remat_block(layer, x)
             return self.final_norm(x), None
         for i, layer in enumerate(self.layers):
+            if gather_per_layer:
+                layer = _after(layer, x)
             x, layer_cache = layer(
                 x,
                 positions,
@@ -369,6 +396,13 @@ class CausalLM(nnx.Module):
             tokens, positions, kv_mask, cache, cache_index, segment_ids=segment_ids
         )
         return self.logits(h), cache
+
+
+def _after(module: nnx.Module, x: jax.Array) -> nnx.Module:
+    """`module` with its parameters made to depend on `x` (values unchanged)."""
+    graphdef, state = nnx.split(module)
+    state, _ = jax.lax.optimization_barrier((state, x))
+    return nnx.merge(graphdef, state)
 
 
 @functools.cache
@@ -438,14 +472,16 @@ def hidden_states(
     *,
     remat=False,
     segment_ids=None,
+    gather_per_layer=False,
 ):
     """Final normalised hidden states [B, T, D] (before the LM head) and the cache.
 
     `remat=True` (training only, no cache) wraps each block in `jax.checkpoint`.
     `segment_ids` [B, T] int32 (packed rows, no cache): attention stays within each segment.
+    `gather_per_layer`: see `CausalLM.hidden` (decode loops over fsdp-sharded weights).
     """
     return bind(params, cfg).hidden(
-        tokens, positions, kv_mask, cache, cache_index, remat, segment_ids
+        tokens, positions, kv_mask, cache, cache_index, remat, segment_ids, gather_per_layer
     )
 
 

@@ -40,6 +40,10 @@ TRAIN_RULES: dict[str, Any] = {
     "act_mlp": "tensor",
     "act_vocab": "tensor",
     "cache_length": None,
+    # the update's LM head (update/logprobs.py): vocabulary over every chip of a data replica,
+    # the chunk's rows gathered over fsdp (kept split over data)
+    "loss_vocab": ("fsdp", "tensor"),
+    "loss_batch": "data",
 }
 # Sampling keeps whole weights on each tensor shard (no fsdp gathers per decode step), as Tunix
 # does when the weights fit; the batch still splits over data x fsdp.
@@ -238,6 +242,16 @@ def sampling_rules(mesh: Mesh | None, param_bytes: int, fraction: float = 0.5) -
     if limit and param_bytes / mesh.shape["tensor"] > fraction * limit:
         return TRAIN_RULES
     return SAMPLE_RULES
+
+
+def gathers_weights_per_step(mesh: Mesh | None, rules: Mapping[str, Any]) -> bool:
+    """Whether a decode loop under `rules` reads fsdp-sharded weights (gathering them per step):
+    true when the rules split `embed` over a mesh axis of size > 1 (`TRAIN_RULES` when whole
+    weights do not fit, `sampling_rules`)."""
+    if mesh is None or rules.get("embed") is None:
+        return False
+    axes = rules["embed"] if isinstance(rules["embed"], tuple) else (rules["embed"],)
+    return math.prod(mesh.shape[a] for a in axes) > 1
 
 
 def shard_map_logical(

@@ -213,6 +213,19 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         f"{mb} must be 0 (whole batch) or divide the {rows}-row update batch and be a multiple of {batch_div}",
     )
 
+    acc = r.get("grad_accum_dtype", "float32")
+    need(
+        acc in ("float32", "bfloat16"),
+        "rl.grad_accum_dtype",
+        f"{acc!r} must be float32 (default) or bfloat16 (half the gradient accumulator)",
+    )
+    chunk = c.model.get("mlp_chunk", 0)
+    need(
+        isinstance(chunk, int) and chunk >= 0,
+        "model.mlp_chunk",
+        f"{chunk!r} must be 0 (the MLP on whole rows) or a positive number of positions per chunk",
+    )
+
     packing = r.get("packing", False)
     need(
         isinstance(packing, bool),

@@ -309,6 +309,7 @@ def hparams_from(config) -> TrainHparams:
         clip_norm=r.clip_norm,
         micro_batches=rows // r.micro_batch_size if r.micro_batch_size else 1,
         remat=config.model.remat,
+        grad_accum_dtype=r.get("grad_accum_dtype", "float32"),
     )
 
 
@@ -370,7 +371,7 @@ def setup(config) -> Run:
         param_dtype=config.model.param_dtype,
         dtype=config.model.dtype,
         attention=config.model.attention,
-    )
+    ).replace(mlp_chunk=config.model.get("mlp_chunk", 0))
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     hp = hparams_from(config)
     step_fn = jit_train_step(cfg, hp, mesh, guard=True)  # non-finite updates are not applied
@@ -694,6 +695,7 @@ def load_policy(config, step: int | None = None, model_dir: str | None = None):
     )
     if model_dir:
         cfg, params = hf_io.load_hf(model_dir, mesh, **kw)
+        cfg = cfg.replace(mlp_chunk=config.model.get("mlp_chunk", 0))
         return cfg, params, mesh, hf_io.resolve_model_dir(model_dir), None
     workdir = Path(config.output_dir)
     ckpt_dir = workdir / "checkpoints"
@@ -703,7 +705,7 @@ def load_policy(config, step: int | None = None, model_dir: str | None = None):
             f"{workdir} holds no run (no checkpoints/ or base model); pass the run's "
             "--config.output_dir, or evaluate a Hugging Face directory with --model_dir"
         )
-    cfg = hf_io.load_config(base, **kw)
+    cfg = hf_io.load_config(base, **kw).replace(mlp_chunk=config.model.get("mlp_chunk", 0))
     abstract = abstract_train_state(cfg, hparams_from(config), mesh)
     with Checkpointer(ckpt_dir, save_interval_steps=1, max_to_keep=None, async_save=False) as ck:
         step = ck.latest_step() if step is None or step < 0 else step

@@ -165,6 +165,7 @@ def decode_step(
     state: EngineState,
     settings: SamplingSettings,
     stop_table: jax.Array | None,
+    vocab_parallel: bool = False,  # fsdp-sharded weights: the head's (`sampler.decode_head`)
 ) -> EngineState:
     """Every live slot samples its next token from its logits, then feeds it at its own slot.
 
@@ -188,9 +189,16 @@ def decode_step(
     positions = (state.prompt_lengths + index)[:, None]  # [L, 1]
     kv_mask = jnp.arange(cache_len)[None, :] >= state.offset[:, None]  # [L, S]
     h, cache = model_lib.hidden_states(
-        params, cfg, token[:, None], positions, kv_mask, state.cache, write
+        params,
+        cfg,
+        token[:, None],
+        positions,
+        kv_mask,
+        state.cache,
+        write,
+        gather_per_layer=vocab_parallel,  # fsdp-sharded weights: one layer's gathers at a time
     )  # [L, 1, D]
-    logits = decode_logits(cfg, head, h[:, 0])  # [L, V]
+    logits = decode_logits(cfg, head, h[:, 0], vocab_parallel)  # [L, V]
     return state._replace(
         tokens=state.tokens.at[rows, col].set(token, mode="drop"),
         logprobs=state.logprobs.at[rows, col].set(logp, mode="drop"),
@@ -209,9 +217,11 @@ def chunk(
     steps: int,
     settings: SamplingSettings,
     stop_table: jax.Array | None = None,
+    gather_per_step: bool = False,
 ) -> EngineState:
-    """Up to `steps` decode steps; stops early once every slot is done."""
-    head = decode_head(params, cfg)
+    """Up to `steps` decode steps; stops early once every slot is done. `gather_per_step`: as
+    `sampler.decode`'s (fsdp-sharded weights gathered a layer at a time inside the loop)."""
+    head = decode_head(params, cfg, vocab_parallel=gather_per_step)
 
     def cond(carry):
         i, s = carry
@@ -219,7 +229,7 @@ def chunk(
 
     def body(carry):
         i, s = carry
-        return i + 1, decode_step(params, cfg, head, s, settings, stop_table)
+        return i + 1, decode_step(params, cfg, head, s, settings, stop_table, gather_per_step)
 
     return jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state))[1]
 
@@ -324,8 +334,10 @@ class Engine:
         def ins(params, state, tokens, lengths, slots, keys):
             return insert(params, cfg, state, tokens, lengths, slots, keys, settings)
 
+        per_step = shd.gathers_weights_per_step(mesh, self.rules)
+
         def dec(params, state, table):
-            return chunk(params, cfg, state, steps, settings, table)
+            return chunk(params, cfg, state, steps, settings, table, gather_per_step=per_step)
 
         if mesh is None:
             out = (jax.jit(init), jax.jit(ins, donate_argnums=1), jax.jit(dec, donate_argnums=1))

@@ -234,18 +234,34 @@ def _head_as_table(cfg: ModelConfig) -> bool:
     return cfg.tie_word_embeddings and size > SMALL_HEAD_BYTES
 
 
-def decode_head(params: dict, cfg: ModelConfig) -> jax.Array:
-    """The LM head of a decode loop, taken once per call: [V, D] (`_head_as_table`) or [D, V]."""
+def decode_head(params: dict, cfg: ModelConfig, vocab_parallel: bool = False) -> jax.Array:
+    """The LM head of a decode loop, taken once per call: [V, D] (`_head_as_table`) or [D, V].
+
+    `vocab_parallel` (fsdp-sharded weights): the head split over the vocabulary across fsdp x
+    tensor (one all-to-all from its fsdp layout) instead of gathered whole on every chip; each
+    step then gathers the rows' hidden states [R, D] and hands the [R, V] logits back by rows.
+    """
+    vocab = "loss_vocab" if vocab_parallel else "act_vocab"
     if _head_as_table(cfg):
-        return shd.constrain(params["embed"], ("act_vocab", None))
+        return shd.constrain(params["embed"], (vocab, None))
     if cfg.tie_word_embeddings:
-        return shd.constrain(params["embed"].T, (None, "act_vocab"))
+        return shd.constrain(params["embed"].T, (None, vocab))
+    if vocab_parallel:
+        return shd.constrain(params["lm_head"], (None, vocab))
     return params["lm_head"]
 
 
-def decode_logits(cfg: ModelConfig, head: jax.Array, h: jax.Array) -> jax.Array:
-    """Next-token logits [R, V] float32 of decode hidden states h [R, D] (head: `decode_head`)."""
+def decode_logits(
+    cfg: ModelConfig, head: jax.Array, h: jax.Array, vocab_parallel: bool = False
+) -> jax.Array:
+    """Next-token logits [R, V] float32 of decode hidden states h [R, D] (head: `decode_head`,
+    with the same `vocab_parallel`)."""
     eq = "BD,VD->BV" if _head_as_table(cfg) else "BD,DV->BV"
+    if vocab_parallel:  # every chip: all rows against its slice of the vocabulary
+        h = shd.constrain(h, ("loss_batch", None))
+        out = jnp.einsum(eq, h, head.astype(h.dtype), preferred_element_type=jnp.float32)
+        out = shd.constrain(out, ("loss_batch", "loss_vocab"))
+        return shd.constrain(out, ("batch", "act_vocab"))
     out = jnp.einsum(eq, h, head.astype(h.dtype), preferred_element_type=jnp.float32)
     return shd.constrain(out, ("batch", "act_vocab"))
 
@@ -256,10 +272,16 @@ def decode(
     state: DecodeState,
     settings: SamplingSettings,
     stop_table: jax.Array | None = None,  # [Q, V] int32
+    gather_per_step: bool = False,
 ) -> DecodeState:
-    """Feeds the last token and samples the next until every row is done or N are out."""
+    """Feeds the last token and samples the next until every row is done or N are out.
+
+    `gather_per_step` (fsdp-sharded weights, `sharding.gathers_weights_per_step`): each step
+    gathers one layer's weights at a time (`CausalLM.hidden`'s `gather_per_layer`), not the
+    whole model at once, and the head stays split over the vocabulary (`decode_head`).
+    """
     p = state.kv_mask.shape[1] - settings.max_new_tokens
-    head = decode_head(params, cfg)
+    head = decode_head(params, cfg, vocab_parallel=gather_per_step)
 
     def cond(s: DecodeState) -> jax.Array:
         return (s.step < settings.max_new_tokens) & ~jnp.all(s.done)
@@ -268,9 +290,16 @@ def decode(
         last = jax.lax.dynamic_index_in_dim(s.tokens, s.step - 1, axis=1)  # [R, 1]
         positions = (s.prompt_lengths + s.step - 1)[:, None]  # [R, 1]
         h, cache = model_lib.hidden_states(
-            params, cfg, last, positions, s.kv_mask, s.cache, p + s.step - 1
+            params,
+            cfg,
+            last,
+            positions,
+            s.kv_mask,
+            s.cache,
+            p + s.step - 1,
+            gather_per_layer=gather_per_step,
         )
-        logits = decode_logits(cfg, head, h[:, 0])  # [R, V]
+        logits = decode_logits(cfg, head, h[:, 0], gather_per_step)  # [R, V]
         cache = [{k: shd.constrain(v, model_lib.CACHE_AXES) for k, v in c.items()} for c in cache]
         return _emit(s._replace(cache=cache), logits, settings, stop_table)
 
@@ -381,8 +410,10 @@ class Sampler:
         def pre(params, tokens, lengths, rng, table):
             return prefill(params, cfg, tokens, lengths, rng, settings, table)
 
+        per_step = shd.gathers_weights_per_step(mesh, self.rules)
+
         def dec(params, state, table):
-            return decode(params, cfg, state, settings, table)
+            return decode(params, cfg, state, settings, table, gather_per_step=per_step)
 
         abstract = jax.eval_shape(pre, params, tokens, lengths, rng, stop_table)
         if mesh is None:

@@ -134,17 +134,29 @@ def chunked_logprobs(
         h = jnp.pad(h, ((0, 0), (0, pad), (0, 0)))
         targets = jnp.pad(targets, ((0, 0), (0, pad)))
 
+    # Vocab-parallel head: the weight stays split over the vocabulary across fsdp x tensor
+    # (one all-to-all from its fsdp layout, outside the loop) and each chunk's hidden states are
+    # gathered over the rows instead, so no chip holds the whole [V, D] head or its float32
+    # gradient (2 GiB for a 152k x 3584 head); logsumexp and the target's logit reduce over V
+    # across chips. On one device (or fsdp = tensor = 1) the constraints are no-ops.
+    if cfg.tie_word_embeddings:
+        head, eq = constrain(params["embed"], ("loss_vocab", None)), "BCD,VD->BCV"  # [V, D]
+    else:
+        head, eq = constrain(params["lm_head"], (None, "loss_vocab")), "BCD,DV->BCV"  # [D, V]
+
     @jax.checkpoint  # the backward pass recomputes this chunk's logits instead of storing them
     def one(h_c: jax.Array, t_c: jax.Array) -> tuple[jax.Array, jax.Array]:
-        logits = model_lib.unembed(params, cfg, h_c) / temperature  # [B, C, V] float32
-        logits = constrain(logits, ("batch", "length", "act_vocab"))
+        h_c = constrain(h_c, ("loss_batch", "length", None))  # [B, C, D], rows over data only
+        logits = jnp.einsum(eq, h_c, head.astype(h_c.dtype), preferred_element_type=jnp.float32)
+        logits = constrain(logits / temperature, ("loss_batch", "length", "loss_vocab"))
         lse = jax.nn.logsumexp(logits, axis=-1)  # [B, C]
         # The target's logit as a masked sum: stays local when V is split over `tensor`.
         vocab = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 2)
         target_logit = jnp.sum(jnp.where(vocab == t_c[..., None], logits, 0.0), axis=-1)
         probs = jnp.exp(logits - lse[..., None])  # [B, C, V]
         entropy = lse - jnp.sum(probs * logits, axis=-1)  # [B, C]
-        return target_logit - lse, entropy
+        lp = constrain(target_logit - lse, ("batch", "length"))
+        return lp, constrain(entropy, ("batch", "length"))
 
     if num == 1:
         lp, ent = one(h, targets)

@@ -58,6 +58,10 @@ class TrainHparams:
     clip_norm: float = 1.0  # global gradient-norm clip
     micro_batches: int = 1  # the batch is split into this many sequential micro-batches
     logprob_chunk: int = 512  # positions unembedded at a time
+    # dtype of the gradient summed over micro-batches: float32, or bfloat16 where HBM is short
+    # (half the accumulator; sums of up to micro_batches bfloat16 terms, as DeepSpeed's
+    # grad_accum_dtype). With one micro-batch nothing is accumulated.
+    grad_accum_dtype: str = "float32"
     remat: bool = False  # recompute each block in the backward pass (GPU/TPU: 0.5B at 4 x 2048
     # tokens, 40 -> 3.5 GiB of temporaries on an H200; XLA:CPU schedules the recompute early)
 
@@ -182,7 +186,8 @@ def loss_and_grads(
         }
         return (g_sum, aux_sum), None
 
-    g0 = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+    acc = jnp.dtype(hparams.grad_accum_dtype)
+    g0 = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, acc), params)
     first = jax.tree_util.tree_map(lambda x: x[0], xs)
     aux0 = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(loss_fn, params, *first)[1])
     (grads, aux), _ = jax.lax.scan(body, (g0, aux0), xs)

@@ -50,6 +50,8 @@ def test_default_config_is_valid():
         ("logging.samples_max_file_mb", -1.0, r"--config\.logging\.samples_max_file_mb"),
         ("logging.samples_keep_steps", -2, r"--config\.logging\.samples_keep_steps"),
         ("rl.packing", None, r"--config\.rl\.packing.*True"),
+        ("rl.grad_accum_dtype", "float16", r"--config\.rl\.grad_accum_dtype.*bfloat16"),
+        ("model.mlp_chunk", -1, r"--config\.model\.mlp_chunk.*positive"),
         ("engine.slots", 3, r"--config\.engine\.slots.*multiple of mesh data x fsdp = 2"),
         ("engine.chunk", 0, r"--config\.engine\.chunk"),
         ("engine.prefill_batch", 3, r"--config\.engine\.prefill_batch.*multiple"),

@@ -144,6 +144,28 @@ def test_micro_batches_equal_full_batch(qwen2_dir):
     assert int(s4.step) == 1
 
 
+def test_bfloat16_gradient_accumulator_is_close_not_equal(qwen2_dir):
+    """`grad_accum_dtype="bfloat16"` sums the micro-batches' gradients in bfloat16: Adam's first
+    moment (0.1 x the accumulated gradient) within bfloat16 rounding of the float32 sum's, and
+    not bit-equal to it (the option takes effect)."""
+    cfg, params = hf_io.load_hf(qwen2_dir)
+    batch = _batch(params, cfg)
+    f32 = TrainHparams(loss=PGLossConfig(temperature=TEMP), lr=1e-6, micro_batches=4)
+    bf16 = dataclasses.replace(f32, grad_accum_dtype="bfloat16")
+    state = init_train_state(params, f32)
+    mus = []
+    for hp in (f32, bf16):
+        s, m = jax.jit(lambda s, b, hp=hp: train_step(s, b, None, cfg=cfg, hparams=hp))(
+            state, batch
+        )
+        assert np.isfinite(float(m["loss"]))
+        mus.append([np.asarray(x) for x in jax.tree.leaves(s.opt_state[1][0].mu)])
+    scale = max(float(np.abs(a).max()) for a in mus[0])
+    assert scale > 0
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(*mus, strict=True))
+    assert 0 < worst <= 2e-2 * scale, (worst, scale)
+
+
 @pytest.mark.parametrize("mesh_shape,micro", [((1, 8, 1), 1), ((2, 2, 2), 2)])
 def test_sharded_step_matches_unsharded(qwen2_dir, mesh_shape, micro):
     cfg, params = hf_io.load_hf(qwen2_dir)
