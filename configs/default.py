@@ -32,6 +32,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 14k-token updates, 8k-token prefills) keep a [rows, mlp_chunk, F] working set instead of
     # [rows, T, F]: the same numbers (position-wise), less HBM; configs/azr.py sets it on TPUs.
     c.model.mlp_chunk = 0
+    # Under remat, each block's saved input goes to pinned host memory (TPU/GPU) instead of HBM:
+    # the [rows, T, D] per layer remat keeps (3 GiB a chip for a 7B model at 16k tokens).
+    c.model.remat_offload = False
     c.model.tiny_family = (
         "qwen2"  # family of the locally built default model (qwen2|qwen3|llama|gpt2)
     )

@@ -12,16 +12,23 @@ devices, the programs the trainer runs:
               azr.batch_size rows, split into rl.micro_batch_size micro-batches) at the longest
               row the trainer builds: prompt and response each bucketed to a power of two
               (6144 + 8096 -> 8192 + 8192);
-  prefill     `sampling.sampler.Sampler`'s prefill of sampling.batch_size prompts at the longest
-              prompt bucket, each repeated azr.n_rollouts times (the difficulty-estimation call,
-              the sampler's largest);
-  decode      its decode loop over those rows' KV cache (bucketed prompt + max_new_tokens slots).
+  prefill     the rollouts' prefill: with the slot engine (engine.enabled, the trainer's and
+              evaluation's default) one `insert` of engine.prefill_batch prompts at the longest
+              prompt bucket into the slots' KV cache; with engine.enabled=False the static
+              sampler's largest call (sampling.batch_size prompts, each repeated
+              azr.n_rollouts times);
+  decode      the engine's `chunk` (engine.chunk decode steps over all engine.slots slots of
+              bucketed prompt + max_new_tokens cache), or the static sampler's decode loop.
+The sampler decodes from whole weights per tensor shard when they fit in half a chip, else from
+the fsdp shards, gathering a layer at a time (`--sampler_weights` forces either).
 Per program it prints the compiler's per-device peak (arguments + outputs + temporaries -
 aliased), the chip's HBM, whether it fits, and the FLOPs per device (XLA's count: a loop body
 counts once), then one JSON line (last line):
   {"preset", "host", "topology", "programs": {"train_step": {"peak_gib", "hbm_gib", "fits",
    "tflops", ...}, "prefill": {...}, "decode": {...}}, "fits"}
-"est_step_s" is an ESTIMATE (model FLOPs / the chip's peak bfloat16 rate), not a measurement.
+"est_step_s" is an ESTIMATE (model FLOPs / the chip's peak bfloat16 rate), not a measurement;
+for the engine it is per insert / per chunk. "host_temporaries_gib" is pinned host memory
+(model.remat_offload's saved block inputs), not HBM.
 
 libtpu (the TPU compiler) is read from `.libtpu/` in the repository (`make tpu-compiler`, a pip
 `--target` directory kept out of the virtualenv so that CPU runs never see a TPU plugin) or from
@@ -174,6 +181,7 @@ def model_config(model: str, c) -> ModelConfig:
         attention=resolve_attention(c.model.attention, "tpu", c.model.dtype),
         splash_interpret=False,
         mlp_chunk=c.model.mlp_chunk,
+        remat_offload=c.model.remat_offload,
     )
 
 
@@ -204,6 +212,8 @@ def _measure(compile_fn) -> dict[str, Any]:
             "outputs": 0,
             "temporaries": temp,
             "aliased": 0,
+            "host_temporaries": 0,
+            "compiler_peak": 0,
             "flops": 0.0,
             "error": str(e).splitlines()[0][:300],
             "seconds": time.perf_counter() - start,
@@ -216,6 +226,8 @@ def _measure(compile_fn) -> dict[str, Any]:
         "outputs": m.output_size_in_bytes,
         "temporaries": m.temp_size_in_bytes,
         "aliased": m.alias_size_in_bytes,
+        "host_temporaries": getattr(m, "host_temp_size_in_bytes", 0),  # remat_offload's
+        "compiler_peak": getattr(m, "peak_memory_in_bytes", 0),  # its heap simulation's
         "flops": float(cost.get("flops", 0.0)),
         "seconds": time.perf_counter() - start,
     }
@@ -226,7 +238,15 @@ def _extrapolate(one: dict, two: dict, layers: int) -> dict:
     cache and remat's saved inputs grow per layer; the per-layer working set does not)."""
     out = {
         k: one[k] + (two[k] - one[k]) * (layers - 1)
-        for k in ("arguments", "outputs", "temporaries", "aliased", "flops")
+        for k in (
+            "arguments",
+            "outputs",
+            "temporaries",
+            "aliased",
+            "host_temporaries",
+            "compiler_peak",
+            "flops",
+        )
     }
     out["seconds"] = one["seconds"] + two["seconds"]
     for key in (
@@ -255,6 +275,10 @@ def _report(raw: dict, hbm_gib: float, resident: float) -> dict[str, Any]:
         "outputs_gib": round(raw["outputs"] / GIB, 3),
         "temporaries_gib": round(raw["temporaries"] / GIB, 3),
         "aliased_gib": round(raw["aliased"] / GIB, 3),
+        "host_temporaries_gib": round(raw.get("host_temporaries", 0) / GIB, 3),
+        # the compiler's simulated peak of live buffers: at most peak_gib (the temporaries are
+        # one block); `fits` uses peak_gib, the memory the program holds while it runs
+        "compiler_peak_gib": round(raw.get("compiler_peak", 0) / GIB, 3),
         "compile_s": round(raw["seconds"], 1),
     }
     for key in ("f32_cache_copies", "quadratic_arrays"):

@@ -93,6 +93,9 @@ class ModelConfig:
     # MLP positions per chunk in full-sequence calls (0: all at once): long update rows and
     # prefills keep a [B, mlp_chunk, F] working set instead of [B, T, F] (a run-time choice).
     mlp_chunk: int = 0
+    # Under remat (training), keep each block's saved input in pinned host memory instead of HBM
+    # (TPU/GPU; moved back for the backward pass): the [B, T, D] per layer that remat keeps.
+    remat_offload: bool = False
 
     @property
     def switches(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import functools
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 from azr_jax.model import splash
 from azr_jax.model.config import ModelConfig
@@ -343,14 +344,13 @@ class CausalLM(nnx.Module):
         [B, T] (packed rows, no cache): see the module docstring.
         """
         dtype = jnp.dtype(self.cfg.dtype)
-        # Vocab-parallel lookup: gather the table over `embed` first (as FSDP does for every
-        # weight), else the partitioner replicates the [B, T, D] result to re-split it by batch.
-        # One token per row (a decode step): look up in the stored layout instead (a [B, 1, D]
-        # result to re-split; no gathered table, which the decode loop would hold throughout).
-        table = self.embed[...]  # [V, D]
-        if tokens.shape[1] > 1:
-            table = constrain(table, ("vocab", None))
-        x = jnp.take(table, tokens, axis=0).astype(dtype)  # [B, T, D]
+        # The lookup in the table's stored layout (D split over fsdp, as `embed`): every chip
+        # takes all rows' ids (small) from its slice of D, then the [B, T, D] result moves to
+        # the rows' layout below (an all-to-all). No chip gathers the whole [V, D] table, nor
+        # holds its whole gradient (2 x 1 GiB a chip for a 152k x 3584 table).
+        ids = constrain(tokens, (None, None))  # [B, T]
+        x = jnp.take(self.embed[...], ids, axis=0).astype(dtype)  # [B, T, D]
+        x = constrain(x, (None, None, "embed"))
         if self.pos_embed is not None:
             x = x + jnp.take(self.pos_embed[...], positions, axis=0).astype(dtype)
         x = constrain(x, ("batch", "length", "act_embed"))
@@ -359,10 +359,22 @@ class CausalLM(nnx.Module):
             if cache is not None:
                 raise ValueError("remat is for training (no KV cache); pass cache=None")
 
+            offload = self.cfg.remat_offload
+
             def block(layer, x):
+                if offload:  # the one value the backward pass keeps: in host memory
+                    x = checkpoint_name(x, "block_input")
                 return layer(x, positions, kv_mask, None, None, segment_ids)[0]
 
-            remat_block = nnx.remat(block)
+            policy = None
+            if offload:
+                policy = jax.checkpoint_policies.save_and_offload_only_these_names(
+                    names_which_can_be_saved=[],
+                    names_which_can_be_offloaded=["block_input"],
+                    offload_src="device",
+                    offload_dst="pinned_host",
+                )
+            remat_block = nnx.remat(block, policy=policy)
             for layer in self.layers:
                 x = remat_block(layer, x)
             return self.final_norm(x), None

@@ -290,6 +290,15 @@ def copy_warmstart(config, out: Path) -> Path:
     return out
 
 
+def run_time_model(config) -> dict:
+    """The ModelConfig fields that are run-time choices of the config (not in config.json)."""
+    m = config.model
+    return {
+        "mlp_chunk": m.get("mlp_chunk", 0),
+        "remat_offload": bool(m.get("remat_offload", False)),
+    }
+
+
 def hparams_from(config) -> TrainHparams:
     r = config.rl
     rows = 2 * len(config.azr.task_types) * config.azr.batch_size
@@ -371,7 +380,7 @@ def setup(config) -> Run:
         param_dtype=config.model.param_dtype,
         dtype=config.model.dtype,
         attention=config.model.attention,
-    ).replace(mlp_chunk=config.model.get("mlp_chunk", 0))
+    ).replace(**run_time_model(config))
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     hp = hparams_from(config)
     step_fn = jit_train_step(cfg, hp, mesh, guard=True)  # non-finite updates are not applied
@@ -695,7 +704,7 @@ def load_policy(config, step: int | None = None, model_dir: str | None = None):
     )
     if model_dir:
         cfg, params = hf_io.load_hf(model_dir, mesh, **kw)
-        cfg = cfg.replace(mlp_chunk=config.model.get("mlp_chunk", 0))
+        cfg = cfg.replace(**run_time_model(config))
         return cfg, params, mesh, hf_io.resolve_model_dir(model_dir), None
     workdir = Path(config.output_dir)
     ckpt_dir = workdir / "checkpoints"
@@ -705,7 +714,7 @@ def load_policy(config, step: int | None = None, model_dir: str | None = None):
             f"{workdir} holds no run (no checkpoints/ or base model); pass the run's "
             "--config.output_dir, or evaluate a Hugging Face directory with --model_dir"
         )
-    cfg = hf_io.load_config(base, **kw).replace(mlp_chunk=config.model.get("mlp_chunk", 0))
+    cfg = hf_io.load_config(base, **kw).replace(**run_time_model(config))
     abstract = abstract_train_state(cfg, hparams_from(config), mesh)
     with Checkpointer(ckpt_dir, save_interval_steps=1, max_to_keep=None, async_save=False) as ck:
         step = ck.latest_step() if step is None or step < 0 else step

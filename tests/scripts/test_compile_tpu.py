@@ -82,3 +82,45 @@ def test_tiny_config_compiles_for_v5e_with_splash():
     train = result["programs"]["train_step"]
     assert state_gib <= train["arguments_gib"] <= 1.2 * state_gib + 0.002
     assert train["aliased_gib"] == pytest.approx(state_gib, rel=0.2)  # the donated state
+
+
+def test_remat_offload_puts_block_inputs_in_host_memory():
+    """`model.remat_offload`: the compiled train step keeps each block's saved input in pinned
+    host memory (the compiler's host temporaries: at least layers x rows x T x D bfloat16)."""
+    if not _libtpu_available():
+        pytest.skip("libtpu (the TPU compiler) is not installed: `make tpu-compiler`")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = str(REPO)
+    common = [
+        sys.executable,
+        str(REPO / "scripts" / "compile_tpu.py"),
+        "--config=configs/default.py",
+        "--model=tiny",
+        "--topology=v5e:2x2",
+        "--programs=train_step",
+        "--config.sampling.max_prompt_len=256",
+        "--config.sampling.max_new_tokens=256",
+        "--config.azr.batch_size=2",
+        "--config.model.param_dtype=bfloat16",
+        "--config.model.dtype=bfloat16",
+        "--config.model.remat=True",
+    ]
+    host = {}
+    for offload in (False, True):
+        proc = subprocess.run(
+            [*common, f"--config.model.remat_offload={offload}"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        train = json.loads(proc.stdout.strip().splitlines()[-1])["programs"]["train_step"]
+        host[offload] = train["host_temporaries_gib"]
+    # at least 2 layers x 1 row per chip (12 rows over 4 chips) x 512 tokens x 256 x 2 bytes
+    saved = 2 * 512 * 256 * 2 / 2**30
+    assert host[False] == 0
+    assert host[True] >= 0.9 * saved, host
