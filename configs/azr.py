@@ -4,8 +4,9 @@
     python scripts/train.py --config=configs/azr.py:qwen2.5-coder-7b,v5e-8 --config.output_dir=gs://...
     python scripts/train.py --config=configs/azr.py:qwen3-4b-base,gpu-8 --config.rl.learning_rate=2e-6
 
-The argument is `MODEL[,HOST]`; HOST is one of v4-8, v5e-8, v5p-8, v5e-16, gpu-8 (default
-gpu-8). Before renting a TPU slice, `scripts/compile_tpu.py --config=configs/azr.py:MODEL,HOST`
+The argument is `MODEL[,HOST]`; HOST is one of v4-8, v4-16, v5e-8, v5e-16, v5p-8, gpu-8
+(default gpu-8); `tpu_hosts(MODEL)` lists the TPU slices each model is checked on (a slice too
+small for a model is an error naming the one to use). Before renting a TPU slice, `scripts/compile_tpu.py --config=configs/azr.py:MODEL,HOST`
 says whether every program fits (the TPU compiler's own figures, on CPU). Any key
 can still be overridden with --config.KEY=VALUE.
 """
@@ -31,6 +32,7 @@ HOSTS = {
     "v5p-8": (4, 95),  # TPU v5p-8: 4 chips x 95 GiB HBM
     "gpu-8": (8, 80),  # 8 x H100/A100 80 GB
     "v5e-16": (16, 16),  # TPU v5litepod-16: 4 hosts x 4 chips x 16 GiB (models a v5e-8 cannot hold)
+    "v4-16": (8, 32),  # TPU v4-16: 2 hosts x 4 chips x 32 GiB (models a v4-8 cannot hold)
 }
 # TPU host -> libtpu topology name (scripts/compile_tpu.py compiles every program for it).
 TPU_TOPOLOGIES = {
@@ -38,7 +40,75 @@ TPU_TOPOLOGIES = {
     "v5e-8": "v5e:2x4",
     "v5p-8": "v5p:2x2x1",
     "v5e-16": "v5e:4x4",
+    "v4-16": "v4:2x2x2",
 }
+# TPU slices by generation, smallest first.
+TPU_GENERATIONS = {"v4": ("v4-8", "v4-16"), "v5e": ("v5e-8", "v5e-16"), "v5p": ("v5p-8",)}
+# The smallest slice of a generation that trains a model at the paper's lengths (6144 + 8096
+# tokens, one update row per chip), where it is not the generation's smallest: the train step's
+# per-chip memory does not fall below one row's activations with more chips, so these models
+# need the larger slices' weight and gradient shards (scripts/compile_tpu.py, docs/multihost.md:
+# qwen2.5-coder-7b's train step on a v5e-8 asks for 16.3 GiB of 15.75 even with
+# model.remat_offload and rl.grad_accum_dtype=bfloat16; 18.8 without).
+SMALLEST_TPU = {
+    "qwen2.5-coder-7b": {"v5e": "v5e-16"},
+    "qwen2.5-7b": {"v5e": "v5e-16"},
+    "llama-3.1-8b": {"v5e": "v5e-16"},
+    "qwen2.5-coder-14b": {"v4": "v4-16", "v5e": "v5e-16"},
+}
+# What a model needs on a TPU slice beyond the defaults below, per scripts/compile_tpu.py:
+#   model.remat_offload     each layer's saved input in host memory (3 GiB a chip for a 7B model
+#                           at 16k tokens, 7.5 GiB for 14B), moved back for the backward pass;
+#   rl.grad_accum_dtype     bfloat16: half the gradient summed over the 48 micro-batches;
+#   sampling.weights        shards: decode from the train state's fsdp shards (a layer gathered
+#                           at a time) instead of a whole-weight copy per chip;
+#   model.param_dtype       bfloat16 where float32 weights would fit half a chip but leave too
+#                           little for one row's activations.
+TPU_TUNING = {
+    ("qwen3-4b-base", "v5e-8"): {"sampling.weights": "shards"},  # a copy: 7.5 of 15.75 GiB
+    ("qwen2.5-coder-7b", "v4-8"): {"model.remat_offload": True, "sampling.weights": "shards"},
+    ("qwen2.5-7b", "v4-8"): {"model.remat_offload": True, "sampling.weights": "shards"},
+    ("llama-3.1-8b", "v4-8"): {
+        "model.remat_offload": True,
+        "rl.grad_accum_dtype": "bfloat16",
+        "sampling.weights": "shards",
+    },
+    # float32 weights + AdamW would take 7.1 of a chip's 15.75 GiB: bfloat16, as on v5e-8
+    ("qwen2.5-coder-7b", "v5e-16"): {"model.remat_offload": True, "model.param_dtype": "bfloat16"},
+    ("qwen2.5-7b", "v5e-16"): {"model.remat_offload": True, "model.param_dtype": "bfloat16"},
+    ("llama-3.1-8b", "v5e-16"): {"model.remat_offload": True},
+    ("qwen2.5-coder-14b", "v4-16"): {
+        "model.remat_offload": True,
+        "rl.grad_accum_dtype": "bfloat16",
+    },
+    ("qwen2.5-coder-14b", "v5e-16"): {
+        "model.remat_offload": True,
+        "rl.grad_accum_dtype": "bfloat16",
+    },
+}
+
+
+def tpu_hosts(model: str) -> tuple[str, ...]:
+    """The TPU slices a model's preset is checked on: each generation's smallest that holds it."""
+    return tuple(
+        SMALLEST_TPU.get(model, {}).get(g, hosts[0]) for g, hosts in TPU_GENERATIONS.items()
+    )
+
+
+def hosts_of(model: str) -> tuple[str, ...]:
+    """Every host a model's preset exists for: its TPU slices and the GPU host."""
+    return (*tpu_hosts(model), "gpu-8")
+
+
+def _check_slice(model: str, host: str) -> None:
+    for gen, hosts in TPU_GENERATIONS.items():
+        smallest = SMALLEST_TPU.get(model, {}).get(gen)
+        if host in hosts and smallest and hosts.index(host) < hosts.index(smallest):
+            raise ValueError(
+                f"configs/azr.py: {model} does not train on a {host} at the paper's lengths (the "
+                f"TPU compiler's figures, docs/multihost.md); the smallest {gen} slice that does "
+                f"is {smallest}: use configs/azr.py:{model},{smallest}"
+            )
 
 
 def _default():
@@ -55,6 +125,7 @@ def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDic
         raise ValueError(f"configs/azr.py: unknown model {model!r}; choose one of {sorted(MODELS)}")
     if host not in HOSTS:
         raise ValueError(f"configs/azr.py: unknown host {host!r}; choose one of {sorted(HOSTS)}")
+    _check_slice(model, host)
     hf_name, billions = MODELS[model]
     devices, gib = HOSTS[host]
     c = _default()
@@ -72,6 +143,8 @@ def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDic
     # 8k-token prefills): a [rows, 2048, F] working set instead of [rows, T, F] (qwen2.5-coder-7b
     # on v5e-8: the train step's temporaries 16.8 -> 13.5 GiB with the vocab-parallel LM head).
     c.model.mlp_chunk = 2048
+    c.model.remat_offload = False
+    c.rl.grad_accum_dtype = "float32"
 
     c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 1, -1, 1
 
@@ -101,14 +174,14 @@ def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDic
     # TPU hosts, at the paper's lengths (update rows of 8192 + 8192 bucketed tokens; prompts
     # bucketed to 8192 + 8096 cache slots), as checked by scripts/compile_tpu.py (figures in
     # docs/multihost.md): splash attention (model.attention=auto), one update row per chip per
-    # micro-batch (remat keeps only each layer's input), one prompt per chip per sampler call
-    # (x 8 difficulty rollouts: 8 KV caches of 16288 slots per chip). The compiler's word so far
-    # (docs/multihost.md): qwen2.5-coder-7b trains and samples within v5p-8's HBM; its train
-    # step does NOT fit v4-8 (35.5 of 32 GiB) nor v5e-8 (16.8 GiB of temporaries on 15.75; with
-    # mesh.tensor=2, 18.4) at one 16384-token row per chip: shorter rows (packing) or v5p.
+    # micro-batch (remat keeps only each layer's input), the slot engine's rollouts at one slot
+    # per chip (engine.slots = sampling.batch_size), then TPU_TUNING's changes for this slice.
     if host in TPU_TOPOLOGIES:
         c.rl.micro_batch_size = devices
         c.sampling.batch_size = devices
+        for key, value in TPU_TUNING.get((model, host), {}).items():
+            group, leaf = key.split(".")
+            c[group][leaf] = value
 
     c.checkpoint.interval_steps = 25
     c.checkpoint.max_to_keep = 3

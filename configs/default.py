@@ -56,6 +56,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # and a message, take up to ~65, its other answers <= 35)
     c.sampling.max_new_tokens = 72
     c.sampling.batch_size = 16  # rows per sampler call (a multiple of data x fsdp)
+    # The sampler's weights: auto (whole weights per tensor shard when they fit in half a chip,
+    # else the fsdp shards) | copy (always the whole-weight copy: fastest decode, most memory) |
+    # shards (decode from the train state's fsdp shards, gathered a layer at a time: no copy).
+    c.sampling.weights = "auto"
 
     # The slot engine (azr_jax/sampling/engine.py): continuous batching over one KV cache.
     c.engine = ml_collections.ConfigDict()

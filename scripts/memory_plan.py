@@ -237,7 +237,7 @@ def markdown(rows: list[dict]) -> tuple[str, str]:
 
 def plan_all() -> list[dict]:
     mod, _ = load_preset(None)
-    return [plan_one(m, h) for m in ARCHS if m in mod.MODELS for h in mod.HOSTS]
+    return [plan_one(m, h) for m in ARCHS if m in mod.MODELS for h in mod.hosts_of(m)]
 
 
 def against_compiler(rows: list[dict], folder: Path) -> tuple[str, list[dict]]:

@@ -213,6 +213,12 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         f"{mb} must be 0 (whole batch) or divide the {rows}-row update batch and be a multiple of {batch_div}",
     )
 
+    weights = c.sampling.get("weights", "auto")
+    need(
+        weights in ("auto", "copy", "shards"),
+        "sampling.weights",
+        f"{weights!r} must be auto, copy (whole weights per tensor shard) or shards (fsdp shards)",
+    )
     acc = r.get("grad_accum_dtype", "float32")
     need(
         acc in ("float32", "bfloat16"),

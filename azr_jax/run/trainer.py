@@ -345,9 +345,19 @@ def make_generator(cfg, mesh, model_dir: Path, config) -> tuple[Generator, Any]:
         stop_strings=(selfplay.ANSWER_STOP,),
     )
     longest = max(s.max_new_tokens, config.eval.max_new_tokens)  # rollouts or evaluation
-    sampler = Sampler(cfg, mesh, max_cache_length=_bucket(s.max_prompt_len) + longest)
+    rules = sampler_rules(config)
+    sampler = Sampler(
+        cfg, mesh, rules=rules, max_cache_length=_bucket(s.max_prompt_len) + longest
+    )
     engine = make_engine(cfg, mesh, sampler.max_cache_length, config)
     return Generator(sampler, hf_io.load_tokenizer(model_dir), engine=engine), settings
+
+
+def sampler_rules(config):
+    """The sampler's parameter rules from `sampling.weights` (None: `sharding.sampling_rules`
+    decides from the chip's memory)."""
+    weights = config.sampling.get("weights", "auto")
+    return {"auto": None, "copy": shd.SAMPLE_RULES, "shards": shd.TRAIN_RULES}[weights]
 
 
 def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
@@ -365,6 +375,7 @@ def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
         chunk=g.chunk,
         max_cache_length=max_cache_length,
         prefill_batch=prefill,
+        rules=sampler_rules(config),
     )
 
 

@@ -52,6 +52,7 @@ def test_default_config_is_valid():
         ("rl.packing", None, r"--config\.rl\.packing.*True"),
         ("rl.grad_accum_dtype", "float16", r"--config\.rl\.grad_accum_dtype.*bfloat16"),
         ("model.mlp_chunk", -1, r"--config\.model\.mlp_chunk.*positive"),
+        ("sampling.weights", "half", r"--config\.sampling\.weights.*shards"),
         ("engine.slots", 3, r"--config\.engine\.slots.*multiple of mesh data x fsdp = 2"),
         ("engine.chunk", 0, r"--config\.engine\.chunk"),
         ("engine.prefill_batch", 3, r"--config\.engine\.prefill_batch.*multiple"),
@@ -116,13 +117,32 @@ def test_update_batch_must_divide_over_the_mesh():
         "qwen3-4b-base",
     ],
 )
-@pytest.mark.parametrize("host, devices", [("v4-8", 4), ("v5e-8", 8), ("v5p-8", 4), ("gpu-8", 8)])
-def test_paper_presets_are_valid_on_their_hosts(model, host, devices):
-    c = load("azr", f"{model},{host}")
-    c.model_name = ""  # hub names are checked at load time, not here
-    c.eval.every_steps = 0
-    check_config(c, num_devices=devices)
-    assert c.rl.learning_rate == 1e-6 and c.azr.batch_size == 64 and c.azr.n_rollouts == 8
+def test_paper_presets_are_valid_on_their_hosts(model):
+    azr = _azr_module()
+    hosts = azr.hosts_of(model)
+    assert len(hosts) == 4 and hosts[-1] == "gpu-8"  # a v4, a v5e and a v5p slice, and GPUs
+    for host in hosts:
+        c = load("azr", f"{model},{host}")
+        c.model_name = ""  # hub names are checked at load time, not here
+        c.eval.every_steps = 0
+        check_config(c, num_devices=azr.HOSTS[host][0])
+        assert c.rl.learning_rate == 1e-6 and c.azr.batch_size == 64 and c.azr.n_rollouts == 8
+        assert (c.sampling.max_prompt_len, c.sampling.max_new_tokens) == (6144, 8096)
+
+
+def _azr_module():
+    spec = importlib.util.spec_from_file_location("azr_hosts", ROOT / "configs" / "azr.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_slice_too_small_for_a_model_names_the_one_to_use():
+    with pytest.raises(ValueError, match=r"qwen2.5-coder-14b does not train on a v5e-8.*v5e-16"):
+        load("azr", "qwen2.5-coder-14b,v5e-8")
+    with pytest.raises(ValueError, match=r"qwen2.5-coder-14b,v4-16"):
+        load("azr", "qwen2.5-coder-14b,v4-8")
+    load("azr", "qwen2.5-coder-3b,v5e-8")  # the smallest slice where it fits
 
 
 def test_unknown_preset_is_named():
