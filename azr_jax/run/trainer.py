@@ -346,9 +346,7 @@ def make_generator(cfg, mesh, model_dir: Path, config) -> tuple[Generator, Any]:
     )
     longest = max(s.max_new_tokens, config.eval.max_new_tokens)  # rollouts or evaluation
     rules = sampler_rules(config)
-    sampler = Sampler(
-        cfg, mesh, rules=rules, max_cache_length=_bucket(s.max_prompt_len) + longest
-    )
+    sampler = Sampler(cfg, mesh, rules=rules, max_cache_length=_bucket(s.max_prompt_len) + longest)
     engine = make_engine(cfg, mesh, sampler.max_cache_length, config)
     return Generator(sampler, hf_io.load_tokenizer(model_dir), engine=engine), settings
 
