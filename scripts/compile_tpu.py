@@ -544,7 +544,7 @@ def run(
         resident = 0.0 if name == "train_step" else moments + (weights if sampler_copy else 0.0)
         out[name] = _report(r, hbm_gib, resident)
         est = model_flops(cfg, c, name, mesh) / (peak_tflops * 1e12 * len(devices))
-        out[name]["est_step_s"] = round(est, 2)  # an ESTIMATE at 100% of peak, not measured
+        out[name]["est_step_s"] = float(f"{est:.3g}")  # an ESTIMATE at 100% of peak
     return {
         "preset": model,
         "host": host,
@@ -607,8 +607,8 @@ def summary(paths: list[Path]) -> str:
     """One markdown table (docs/multihost.md) from saved runs: the last JSON line of each log."""
     rows = [
         "| model | host (topology) | mesh d/f/t | train step peak | prefill peak + resident "
-        "| decode peak + resident | HBM | fits | est. update s | est. decode s |",
-        "|" + "---|" * 10,
+        "| decode peak + resident | HBM | fits | est. update s | remat inputs on host | commit |",
+        "|" + "---|" * 11,
     ]
     for path in sorted(paths):
         r = json.loads(path.read_text().strip().splitlines()[-1])
@@ -630,7 +630,8 @@ def summary(paths: list[Path]) -> str:
             f"{m['tensor']} | {cell('train_step', False)} | {cell('prefill')} | {cell('decode')} "
             f"| {hbm} | {'yes' if r['fits'] else 'NO'} "
             f"| {p.get('train_step', {}).get('est_step_s', '-')} "
-            f"| {p.get('decode', {}).get('est_step_s', '-')} |"
+            f"| {p.get('train_step', {}).get('host_temporaries_gib', 0) or '-'} "
+            f"| {r.get('commit') or '-'} |"
         )
     return "\n".join(rows)
 
