@@ -1,7 +1,7 @@
 """The paper's runs: AZR hyperparameters (AZR_SPEC sections 1-4) for each model, per host type.
 
     python scripts/train.py --config=configs/azr.py:qwen2.5-coder-7b
-    python scripts/train.py --config=configs/azr.py:qwen2.5-coder-7b,v5e-8 --config.output_dir=gs://...
+    python scripts/train.py --config=configs/azr.py:qwen2.5-coder-7b,v5e-16 --config.output_dir=gs://...
     python scripts/train.py --config=configs/azr.py:qwen3-4b-base,gpu-8 --config.rl.learning_rate=2e-6
 
 The argument is `MODEL[,HOST]`; HOST is one of v4-8, v4-16, v5e-8, v5e-16, v5p-8, gpu-8

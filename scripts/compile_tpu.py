@@ -1,7 +1,7 @@
 """The TPU compiler's word, before renting a slice: compile a preset's real programs for a TPU
 topology ahead of time (no TPU needed, shapes only) and report per-device memory and FLOPs.
 
-    python scripts/compile_tpu.py --config=configs/azr.py:qwen2.5-coder-7b,v5e-8
+    python scripts/compile_tpu.py --config=configs/azr.py:qwen2.5-coder-7b,v5e-16
     python scripts/compile_tpu.py --config=configs/azr.py:qwen2.5-coder-14b,v5e-16
     python scripts/compile_tpu.py --config=configs/azr.py:qwen3-4b-base,v5p-8 --topology=v6e:2x2
     python scripts/compile_tpu.py --config=configs/default.py --topology=v5e:2x2 --model=tiny
