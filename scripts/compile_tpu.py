@@ -206,7 +206,11 @@ def _measure(compile_fn) -> dict[str, Any]:
     try:
         compiled = compile_fn()
     except jax.errors.JaxRuntimeError as e:
-        found = re.search(r"HLO temporaries \(([\d.]+)G\)", str(e))
+        # Two wordings of libtpu's refusal: "HLO temporaries (X G) exceeds available HBM", and
+        # "CompileTimeHbmOom ... Total hbm usage >= X G" (arguments included).
+        found = re.search(r"HLO temporaries \(([\d.]+)G\)", str(e)) or re.search(
+            r"Total hbm usage >= ([\d.]+)G", str(e)
+        )
         if "RESOURCE_EXHAUSTED" not in str(e) or not found:
             raise
         temp = float(found.group(1)) * GIB
