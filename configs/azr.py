@@ -67,8 +67,18 @@ SMALLEST_TPU = {
 TPU_TUNING = {
     # train step 15.9 GiB of 15.75 without offload; a sampler copy would be 7.5 of them
     ("qwen3-4b-base", "v5e-8"): {"model.remat_offload": True, "sampling.weights": "shards"},
-    ("qwen2.5-coder-7b", "v4-8"): {"model.remat_offload": True, "sampling.weights": "shards"},
-    ("qwen2.5-7b", "v4-8"): {"model.remat_offload": True, "sampling.weights": "shards"},
+    # with a float32 accumulator the train step asked 33.6 GiB of 31.75 (2026-12-02); llama-3.1-8b
+    # with bfloat16 accumulation fits (29.4): the same change here, not yet compiled
+    ("qwen2.5-coder-7b", "v4-8"): {
+        "model.remat_offload": True,
+        "rl.grad_accum_dtype": "bfloat16",
+        "sampling.weights": "shards",
+    },
+    ("qwen2.5-7b", "v4-8"): {
+        "model.remat_offload": True,
+        "rl.grad_accum_dtype": "bfloat16",
+        "sampling.weights": "shards",
+    },
     ("llama-3.1-8b", "v4-8"): {
         "model.remat_offload": True,
         "rl.grad_accum_dtype": "bfloat16",
@@ -82,7 +92,8 @@ TPU_TUNING = {
         "model.remat_offload": True,
         "rl.grad_accum_dtype": "bfloat16",
     },
-    # at 2048-position MLP chunks the train step was 5 MB over a chip's 15.75 GiB
+    # does NOT fit yet (2026-12-02): the train step asks >= 18.1 GiB of 15.75 and the insert
+    # >= 16.0; at 2048-position MLP chunks the compiler reported >= 16.0 for the train step
     ("qwen2.5-coder-14b", "v5e-16"): {
         "model.remat_offload": True,
         "rl.grad_accum_dtype": "bfloat16",
