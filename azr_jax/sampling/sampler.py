@@ -259,10 +259,9 @@ def decode_logits(
     eq = "BD,VD->BV" if _head_as_table(cfg) else "BD,DV->BV"
     if vocab_parallel:  # every chip: all rows against its slice of the vocabulary
         h = shd.constrain(h, ("loss_batch", None))
-        out = jnp.einsum(eq, h, head.astype(h.dtype), preferred_element_type=jnp.float32)
-        out = shd.constrain(out, ("loss_batch", "loss_vocab"))
-        return shd.constrain(out, ("batch", "act_vocab"))
     out = jnp.einsum(eq, h, head.astype(h.dtype), preferred_element_type=jnp.float32)
+    if vocab_parallel:
+        out = shd.constrain(out, ("loss_batch", "loss_vocab"))
     return shd.constrain(out, ("batch", "act_vocab"))
 
 

@@ -22,7 +22,9 @@ def _libtpu_available() -> bool:
     return importlib.util.find_spec("libtpu") is not None
 
 
-def test_tiny_config_compiles_for_v5e_with_splash():
+def _compile_tiny(*flags: str) -> list[str]:
+    """scripts/compile_tpu.py on the tiny architecture for `v5e:2x2` (CPU JAX, no fake devices);
+    its stdout lines. Skipped, saying why, without libtpu."""
     if not _libtpu_available():
         pytest.skip(
             "libtpu (the TPU compiler) is not installed: `make tpu-compiler` installs it into "
@@ -31,12 +33,16 @@ def test_tiny_config_compiles_for_v5e_with_splash():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # no fake CPU devices
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = str(REPO)
-    cmd = [
-        sys.executable,
-        str(REPO / "scripts" / "compile_tpu.py"),
-        "--config=configs/default.py",
-        "--model=tiny",
-        "--topology=v5e:2x2",
+    script = [sys.executable, str(REPO / "scripts" / "compile_tpu.py")]
+    tiny = ["--config=configs/default.py", "--model=tiny", "--topology=v5e:2x2"]
+    run = dict(cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run([*script, *tiny, *flags], **run)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()
+
+
+def test_tiny_config_compiles_for_v5e_with_splash():
+    lines = _compile_tiny(
         "--programs=train_step,prefill,decode",
         # small lengths: the compile stays ~20 s; the programs are the trainer's all the same
         "--config.sampling.max_prompt_len=128",
@@ -45,12 +51,7 @@ def test_tiny_config_compiles_for_v5e_with_splash():
         "--config.azr.batch_size=2",
         "--config.model.param_dtype=bfloat16",  # as the presets on TPU
         "--config.model.dtype=bfloat16",
-    ]
-    proc = subprocess.run(
-        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1])
     assert any(line.startswith("| train_step |") for line in lines)  # the table
     assert (result["topology"], result["chip"], result["chips"]) == ("v5e:2x2", "v5e", 4)
@@ -87,38 +88,19 @@ def test_tiny_config_compiles_for_v5e_with_splash():
 def test_remat_offload_puts_block_inputs_in_host_memory():
     """`model.remat_offload`: the compiled train step keeps each block's saved input in pinned
     host memory (the compiler's host temporaries: at least layers x rows x T x D bfloat16)."""
-    if not _libtpu_available():
-        pytest.skip("libtpu (the TPU compiler) is not installed: `make tpu-compiler`")
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = str(REPO)
-    common = [
-        sys.executable,
-        str(REPO / "scripts" / "compile_tpu.py"),
-        "--config=configs/default.py",
-        "--model=tiny",
-        "--topology=v5e:2x2",
-        "--programs=train_step",
-        "--config.sampling.max_prompt_len=256",
-        "--config.sampling.max_new_tokens=256",
-        "--config.azr.batch_size=2",
-        "--config.model.param_dtype=bfloat16",
-        "--config.model.dtype=bfloat16",
-        "--config.model.remat=True",
-    ]
     host = {}
     for offload in (False, True):
-        proc = subprocess.run(
-            [*common, f"--config.model.remat_offload={offload}"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
+        lines = _compile_tiny(
+            "--programs=train_step",
+            "--config.sampling.max_prompt_len=256",
+            "--config.sampling.max_new_tokens=256",
+            "--config.azr.batch_size=2",
+            "--config.model.param_dtype=bfloat16",
+            "--config.model.dtype=bfloat16",
+            "--config.model.remat=True",
+            f"--config.model.remat_offload={offload}",
         )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        train = json.loads(proc.stdout.strip().splitlines()[-1])["programs"]["train_step"]
+        train = json.loads(lines[-1])["programs"]["train_step"]
         host[offload] = train["host_temporaries_gib"]
     # at least 2 layers x 1 row per chip (12 rows over 4 chips) x 512 tokens x 256 x 2 bytes
     saved = 2 * 512 * 256 * 2 / 2**30
