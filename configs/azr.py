@@ -4,7 +4,8 @@
     python scripts/train.py --config=configs/azr.py:qwen2.5-coder-7b,v5e-16 --config.output_dir=gs://...
     python scripts/train.py --config=configs/azr.py:qwen3-4b-base,gpu-8 --config.rl.learning_rate=2e-6
 
-The argument is `MODEL[,HOST]`; HOST is one of v4-8, v4-16, v5e-8, v5e-16, v5p-8, gpu-8
+The argument is `MODEL[,HOST]`; HOST is one of v4-8, v4-16, v4-32, v5e-8, v5e-16, v5e-32, v5p-8,
+gpu-8
 (default gpu-8); `tpu_hosts(MODEL)` lists the TPU slices each model is checked on (a slice too
 small for a model is an error naming the one to use). Before renting a TPU slice, `scripts/compile_tpu.py --config=configs/azr.py:MODEL,HOST`
 says whether every program fits (the TPU compiler's own figures, on CPU). Any key
@@ -33,6 +34,8 @@ HOSTS = {
     "gpu-8": (8, 80),  # 8 x H100/A100 80 GB
     "v5e-16": (16, 16),  # TPU v5litepod-16: 4 hosts x 4 chips x 16 GiB (models a v5e-8 cannot hold)
     "v4-16": (8, 32),  # TPU v4-16: 2 hosts x 4 chips x 32 GiB (models a v4-8 cannot hold)
+    "v4-32": (16, 32),  # TPU v4-32: 4 hosts x 4 chips x 32 GiB (models a v4-16 cannot hold)
+    "v5e-32": (32, 16),  # TPU v5litepod-32: 8 hosts x 4 chips x 16 GiB (models a v5e-16 cannot)
 }
 # TPU host -> libtpu topology name (scripts/compile_tpu.py compiles every program for it).
 TPU_TOPOLOGIES = {
@@ -41,9 +44,15 @@ TPU_TOPOLOGIES = {
     "v5p-8": "v5p:2x2x1",
     "v5e-16": "v5e:4x4",
     "v4-16": "v4:2x2x2",
+    "v4-32": "v4:2x2x4",
+    "v5e-32": "v5e:4x8",
 }
 # TPU slices by generation, smallest first.
-TPU_GENERATIONS = {"v4": ("v4-8", "v4-16"), "v5e": ("v5e-8", "v5e-16"), "v5p": ("v5p-8",)}
+TPU_GENERATIONS = {
+    "v4": ("v4-8", "v4-16", "v4-32"),
+    "v5e": ("v5e-8", "v5e-16", "v5e-32"),
+    "v5p": ("v5p-8",),
+}
 # The smallest slice of a generation that trains a model at the paper's lengths (6144 + 8096
 # tokens, one update row per chip), where it is not the generation's smallest: the train step's
 # per-chip memory does not fall below one row's activations with more chips, so these models
@@ -54,7 +63,7 @@ SMALLEST_TPU = {
     "qwen2.5-coder-7b": {"v5e": "v5e-16"},
     "qwen2.5-7b": {"v5e": "v5e-16"},
     "llama-3.1-8b": {"v5e": "v5e-16"},
-    "qwen2.5-coder-14b": {"v4": "v4-16", "v5e": "v5e-16"},
+    "qwen2.5-coder-14b": {"v4": "v4-16", "v5e": "v5e-32"},
 }
 # What a model needs on a TPU slice beyond the defaults below, per scripts/compile_tpu.py:
 #   model.remat_offload     each layer's saved input in host memory (3 GiB a chip for a 7B model
@@ -91,11 +100,19 @@ TPU_TUNING = {
     ("qwen2.5-coder-14b", "v4-16"): {
         "model.remat_offload": True,
         "rl.grad_accum_dtype": "bfloat16",
+        "model.mlp_chunk": 1024,
     },
     # does NOT fit yet (2026-12-02): the train step asks >= 18.1 GiB of 15.75 and the insert
     # >= 16.0; at 2048-position MLP chunks the compiler reported >= 16.0 for the train step
     ("qwen2.5-coder-14b", "v5e-16"): {
         "model.remat_offload": True,
+        "rl.grad_accum_dtype": "bfloat16",
+        "model.mlp_chunk": 1024,
+    },
+    # 32 chips: float32 weights + AdamW would take 6.9 GiB a chip; bfloat16, as on v5e-16
+    ("qwen2.5-coder-14b", "v5e-32"): {
+        "model.remat_offload": True,
+        "model.param_dtype": "bfloat16",
         "rl.grad_accum_dtype": "bfloat16",
         "model.mlp_chunk": 1024,
     },

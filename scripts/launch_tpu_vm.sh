@@ -33,12 +33,14 @@ SPOT="${SPOT:-0}"
 FOLLOW="${FOLLOW:-0}"
 REMOTE_DIR="azr_jax"
 
-# The configs/azr.py host preset: the slice's own where there is one (v4-16, v5litepod-16: the
-# slices 7B/14B models need on v4 and v5e), else the generation's smallest.
+# The configs/azr.py host preset: the slice's own where there is one (v4-16, v4-32,
+# v5litepod-16, v5litepod-32: the slices 7B/14B models need on v4 and v5e), else the
+# generation's smallest.
 case "$ACCELERATOR_TYPE" in
-  v4-16) default_runtime="tpu-ubuntu2204-base"; default_host="v4-16" ;;
+  v4-16 | v4-32) default_runtime="tpu-ubuntu2204-base"; default_host="$ACCELERATOR_TYPE" ;;
   v4-*) default_runtime="tpu-ubuntu2204-base"; default_host="v4-8" ;;
   v5litepod-16 | v5e-16) default_runtime="v2-alpha-tpuv5-lite"; default_host="v5e-16" ;;
+  v5litepod-32 | v5e-32) default_runtime="v2-alpha-tpuv5-lite"; default_host="v5e-32" ;;
   v5litepod-* | v5e-*) default_runtime="v2-alpha-tpuv5-lite"; default_host="v5e-8" ;;
   v5p-*) default_runtime="v2-alpha-tpuv5"; default_host="v5p-8" ;;
   v6e-*) default_runtime="v2-alpha-tpuv6e"; default_host="v5e-8" ;;

@@ -253,8 +253,12 @@ def against_compiler(rows: list[dict], folder: Path) -> tuple[str, list[dict]]:
         got: dict = {}  # MODEL,HOST.log (all programs) or MODEL,HOST.*.log (some of them)
         prefix = f"{r['model']},{r['host']}"
         for log in sorted(folder.glob(prefix + ".*log")):
-            if log.name[len(prefix) :].count(".") <= 2:  # not a variant (.tensor2.train.log)
-                got.update(json.loads(log.read_text().strip().splitlines()[-1])["programs"])
+            lines = log.read_text().strip().splitlines()  # empty while a compile runs
+            if lines and log.name[len(prefix) :].count(".") <= 2:  # not .tensor2.train.log
+                try:
+                    got.update(json.loads(lines[-1])["programs"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # not a finished compile's report
         if not got:
             continue
 

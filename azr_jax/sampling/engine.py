@@ -50,7 +50,13 @@ from azr_jax.model import transformer as model_lib
 from azr_jax.model.config import ModelConfig
 from azr_jax.parallel import distributed
 from azr_jax.parallel import sharding as shd
-from azr_jax.sampling.sampler import check_stop_table, decode_head, decode_logits, sample_token
+from azr_jax.sampling.sampler import (
+    check_stop_table,
+    decode_head,
+    decode_logits,
+    prompt_logits,
+    sample_token,
+)
 from azr_jax.sampling.settings import SamplingSettings
 
 
@@ -116,6 +122,7 @@ def insert(
     slots: jax.Array,  # [M] int32 target slot of each row; L (out of range): a padding row
     keys: jax.Array,  # [M] PRNG keys of the requests
     settings: SamplingSettings,
+    gather_per_layer: bool = False,  # fsdp-sharded weights: as `sampler.prefill`'s
 ) -> EngineState:
     """Prefills M requests into their slots; their first token is sampled by the next step."""
     m, p = prompt_tokens.shape
@@ -123,9 +130,16 @@ def insert(
     positions = model_lib.positions_from_mask(prompt_mask)  # [M, P]
     cache = model_lib.init_cache(cfg, m, p)
     h, cache = model_lib.hidden_states(
-        params, cfg, prompt_tokens, positions, prompt_mask, cache, 0
+        params,
+        cfg,
+        prompt_tokens,
+        positions,
+        prompt_mask,
+        cache,
+        0,
+        gather_per_layer=gather_per_layer,
     )  # a prefill: attention over the fresh [P, P] keys only
-    logits = model_lib.unembed(params, cfg, h[:, -1:])[:, 0]  # [M, V]
+    logits = prompt_logits(params, cfg, h[:, -1], gather_per_layer)  # [M, V]
     logits = shd.constrain(logits, ("batch", "act_vocab"))
     zero = jnp.zeros((m,), jnp.int32)
 
@@ -331,10 +345,10 @@ class Engine:
         def init():
             return init_state(cfg, self.slots, length, settings)
 
-        def ins(params, state, tokens, lengths, slots, keys):
-            return insert(params, cfg, state, tokens, lengths, slots, keys, settings)
-
         per_step = shd.gathers_weights_per_step(mesh, self.rules)
+
+        def ins(params, state, tokens, lengths, slots, keys):
+            return insert(params, cfg, state, tokens, lengths, slots, keys, settings, per_step)
 
         def dec(params, state, table):
             return chunk(params, cfg, state, steps, settings, table, gather_per_step=per_step)

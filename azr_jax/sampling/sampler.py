@@ -186,8 +186,13 @@ def prefill(
     rng: jax.Array,  # PRNG key
     settings: SamplingSettings,
     stop_table: jax.Array | None = None,  # [Q, V] int32
+    gather_per_layer: bool = False,
 ) -> DecodeState:
-    """Runs the prompts once, replicates each row n times and samples the first token."""
+    """Runs the prompts once, replicates each row n times and samples the first token.
+
+    `gather_per_layer` (fsdp-sharded weights, `sharding.gathers_weights_per_step`): one layer's
+    weights gathered at a time and the head split over the vocabulary (`prompt_logits`).
+    """
     b, p = prompt_tokens.shape
     n, new = settings.n, settings.max_new_tokens
     prompt_mask = jnp.arange(p)[None, :] >= (p - prompt_lengths)[:, None]  # [B, P]
@@ -202,8 +207,9 @@ def prefill(
         kv_mask,
         cache,
         0,  # static: a prefill
+        gather_per_layer=gather_per_layer,
     )
-    logits = model_lib.unembed(params, cfg, h[:, -1:])[:, 0]  # [B, V]: left padding
+    logits = prompt_logits(params, cfg, h[:, -1], gather_per_layer)  # [B, V]: left padding
     rep = functools.partial(jnp.repeat, repeats=n, axis=0, total_repeat_length=b * n)
     r = b * n
     state = DecodeState(
@@ -263,6 +269,18 @@ def decode_logits(
     if vocab_parallel:
         out = shd.constrain(out, ("loss_batch", "loss_vocab"))
     return shd.constrain(out, ("batch", "act_vocab"))
+
+
+def prompt_logits(
+    params: dict, cfg: ModelConfig, h: jax.Array, vocab_parallel: bool = False
+) -> jax.Array:
+    """Next-token logits [R, V] float32 after a prefill, from the last hidden states h [R, D].
+
+    `vocab_parallel` (fsdp-sharded weights): as a decode step's (`decode_head`), so no chip
+    gathers the whole head (1.5 GiB for a 14B model); else the model's own unembedding."""
+    if vocab_parallel:
+        return decode_logits(cfg, decode_head(params, cfg, True), h, True)
+    return model_lib.unembed(params, cfg, h[:, None])[:, 0]
 
 
 def decode(
@@ -406,10 +424,10 @@ class Sampler:
             return self._compiled[key]
         cfg, mesh = self.cfg, self.mesh
 
-        def pre(params, tokens, lengths, rng, table):
-            return prefill(params, cfg, tokens, lengths, rng, settings, table)
-
         per_step = shd.gathers_weights_per_step(mesh, self.rules)
+
+        def pre(params, tokens, lengths, rng, table):
+            return prefill(params, cfg, tokens, lengths, rng, settings, table, per_step)
 
         def dec(params, state, table):
             return decode(params, cfg, state, settings, table, gather_per_step=per_step)

@@ -93,3 +93,19 @@ def test_management_commands(tmp_path, command, verb, needle):
 def test_unknown_accelerator_is_an_error(tmp_path):
     with pytest.raises(subprocess.CalledProcessError):
         _run(tmp_path, "create", ACCELERATOR_TYPE="h100-8")
+
+
+@pytest.mark.parametrize(
+    "accelerator, host",
+    [
+        ("v4-16", "v4-16"),
+        ("v4-32", "v4-32"),
+        ("v5litepod-16", "v5e-16"),
+        ("v5litepod-32", "v5e-32"),
+    ],
+)
+def test_multi_host_slices_train_their_own_preset(tmp_path, accelerator, host):
+    calls = _run(
+        tmp_path, "up", exists=True, ACCELERATOR_TYPE=accelerator, MODEL="qwen2.5-coder-14b"
+    )
+    assert f"configs/azr.py:qwen2.5-coder-14b\\,{host}" in calls[-1], calls[-1]

@@ -39,9 +39,9 @@ def test_qwen2_5_7b_on_gpu_8_by_hand():
 
 
 def test_tensor_parallelism_shrinks_the_sampler_copy():
-    r = plan.plan_one("qwen2.5-coder-14b", "v5e-16", tensor=4)
-    assert r["mesh"] == [1, 4, 4] and r["sampler_gib"] == pytest.approx(r["sampler_full_gib"])
-    assert plan.plan_one("qwen2.5-coder-14b", "v5e-16")["sampler_gib"] == 0
+    r = plan.plan_one("qwen2.5-coder-14b", "v5e-32", tensor=4)
+    assert r["mesh"] == [1, 8, 4] and r["sampler_gib"] == pytest.approx(r["sampler_full_gib"])
+    assert plan.plan_one("qwen2.5-coder-14b", "v5e-32")["sampler_gib"] == 0
 
 
 def test_main_prints_tables_and_json(capsys):
