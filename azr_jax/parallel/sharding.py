@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -149,6 +150,41 @@ def constrain(x: jax.Array, logical: Sequence[str | None]) -> jax.Array:
     if mesh.empty:
         return x
     return jax.lax.with_sharding_constraint(x, spec(logical))
+
+
+def batch_shards(mesh: Mesh | None) -> int:
+    """How many blocks a batch-major array splits into (data x fsdp; 1 without a mesh)."""
+    return 1 if mesh is None else _axis_size(mesh, BATCH_AXES)
+
+
+def insert_cache_rows(
+    cache: jax.Array,  # [L, K, S, H] one layer's K or V over every slot
+    rows: jax.Array,  # [M, K, P, H] P <= S: the same layer's K or V of M prefilled prompts
+    slots: jax.Array,  # [M] int32 target slot of each row; >= L: a padding row (dropped)
+    logical: Sequence[str | None],  # the logical axes of both (model.CACHE_AXES)
+) -> jax.Array:
+    """`cache[slots[r], :, :P] = rows[r]`. Under a mesh the rows and the slots both split over
+    data x fsdp, and each shard writes its own rows into its own slots: row r (in block
+    r // (M / n)) must target a slot of the same block (the engine's scheduler assigns them
+    so; any other target is dropped). A scatter of rows with replicated indices would gather
+    every row onto every chip first: [M, K, P, H] per layer (qwen2.5-coder-14b on a v5e-32,
+    8192-token prompts: 1 GiB a layer, 18 GiB of the insert's temporaries)."""
+    p = rows.shape[2]
+
+    def write(c, r, s):
+        return c.at[s, :, :p].set(r.astype(c.dtype), mode="drop")
+
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return write(cache, rows, slots)
+    n = _axis_size(mesh, BATCH_AXES)
+    m, length = rows.shape[0], cache.shape[0]
+    local = slots - (jnp.arange(m) // (m // n)) * (length // n)  # the slot within its block
+    local = jnp.where((local >= 0) & (local < length // n), local, length // n)
+    pspec = spec(logical)
+    return jax.shard_map(
+        write, in_specs=(pspec, pspec, PartitionSpec(BATCH_AXES)), out_specs=pspec
+    )(cache, rows, local)
 
 
 def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:

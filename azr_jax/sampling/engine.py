@@ -146,16 +146,14 @@ def insert(
     def put(x, rows):
         return x.at[slots].set(rows.astype(x.dtype), mode="drop")
 
-    new_cache = []
-    for big, small in zip(state.cache, cache, strict=True):
-        layer = {}
-        for name in ("k", "v"):
-            rows = shd.constrain(small[name], model_lib.CACHE_AXES)  # [M, K, P, H]
-            layer[name] = shd.constrain(
-                big[name].at[slots, :, :p].set(rows.astype(big[name].dtype), mode="drop"),
-                model_lib.CACHE_AXES,
-            )
-        new_cache.append(layer)
+    axes = model_lib.CACHE_AXES
+    new_cache = [
+        {  # each shard writes its rows into its slots (`Session._fill` assigns them so)
+            name: shd.insert_cache_rows(big[name], shd.constrain(small[name], axes), slots, axes)
+            for name in ("k", "v")
+        }
+        for big, small in zip(state.cache, cache, strict=True)
+    ]
     n = settings.max_new_tokens
     return EngineState(
         tokens=put(state.tokens, jnp.full((m, n), settings.pad_id, jnp.int32)),
@@ -483,32 +481,30 @@ class Session:
     def _fill(self) -> None:
         """Prefills waiting requests into free slots, in groups of one prompt bucket."""
         e = self.engine
+        shards = shd.batch_shards(e.mesh)
         free = [s for s, o in enumerate(self.owner) if o is None]
+        pairs = assign_rows(free, e.slots, e.prefill_batch, shards)
         busy = len(free) < len(self.owner)
         # A prefill costs M rows whatever the number of real ones: while other slots decode,
         # wait until a full group of slots is free (or the queue holds fewer requests).
-        if busy and len(free) < min(e.prefill_batch, len(self.queue)):
+        if busy and len(pairs) < min(e.prefill_batch, len(self.queue)):
             return
-        while free and self.queue:
+        while pairs and self.queue:
             bucket = self.queue[0][1]
             group = []
-            while (
-                self.queue
-                and self.queue[0][1] == bucket
-                and len(group) < min(len(free), e.prefill_batch)
-            ):
+            while self.queue and self.queue[0][1] == bucket and len(group) < len(pairs):
                 group.append(self.queue.popleft()[0])
             m = e.prefill_batch  # always M rows: one shape, so one kernel choice (see above)
             tokens = np.zeros((m, bucket), np.int32)
             lengths = np.zeros((m,), np.int32)
             slots = np.full((m,), e.slots, np.int32)  # out of range: dropped
             keys = np.zeros((m, 2), np.uint32)
-            for i, r in enumerate(group):
-                tokens[i, bucket - len(r.prompt_ids) :] = r.prompt_ids
-                lengths[i] = len(r.prompt_ids)
-                slots[i] = free[i]
-                keys[i] = _key_data(r.key)
-            lengths[len(group) :] = 1  # padding rows: any valid prompt, never stored
+            for (row, slot), r in zip(pairs, group, strict=False):
+                tokens[row, bucket - len(r.prompt_ids) :] = r.prompt_ids
+                lengths[row] = len(r.prompt_ids)
+                slots[row] = slot
+                keys[row] = _key_data(r.key)
+            lengths[lengths == 0] = 1  # padding rows: any valid prompt, never stored
             keys = jax.random.wrap_key_data(e._place_rows(keys))
             self.state = self._insert(
                 self.params,
@@ -518,9 +514,30 @@ class Session:
                 e._place(slots),
                 keys,
             )
-            for i, r in enumerate(group):
-                self.owner[free[i]] = r
-            free = free[len(group) :]
+            for (_, slot), r in zip(pairs, group, strict=False):
+                self.owner[slot] = r
+            free = [s for s in free if self.owner[s] is None]
+            pairs = assign_rows(free, e.slots, e.prefill_batch, shards)
+
+
+def assign_rows(free: list[int], slots: int, rows: int, shards: int) -> list[tuple[int, int]]:
+    """(row, slot) pairs of one insert: free slots in order, each given a row of its own shard.
+
+    Rows and slots split into `shards` equal blocks (data x fsdp), so row r and slot s live on
+    the same chips when r // (rows / shards) == s // (slots / shards); the insert writes each
+    row into its slot on those chips (`sharding.insert_cache_rows`), moving no rows between
+    chips. At most rows / shards slots of a shard fill per insert: a free slot whose shard has
+    no row left waits for the next one. Without a mesh (1 shard): row i gets free[i].
+    """
+    per_row, per_slot = rows // shards, slots // shards
+    used = [0] * shards
+    out = []
+    for s in free:
+        b = s // per_slot
+        if used[b] < per_row:
+            out.append((b * per_row + used[b], s))
+            used[b] += 1
+    return out
 
 
 def _mesh_context(mesh):

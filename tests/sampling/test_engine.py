@@ -13,6 +13,8 @@ shapes: slots = its rows, prefill batch = its prompts, cache length = its prompt
 requests still arrive shuffled, finish at different steps (many EOS ids) and refill slots.
 """
 
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ import pytest
 from azr_jax.model import hf_io
 from azr_jax.parallel import sharding as shd
 from azr_jax.sampling import stop_strings as stops
-from azr_jax.sampling.engine import Engine, Request
+from azr_jax.sampling.engine import Engine, Request, assign_rows
 from azr_jax.sampling.generate import Generator
 from azr_jax.sampling.sampler import Sampler, row_keys
 from azr_jax.sampling.settings import SamplingSettings
@@ -144,6 +146,35 @@ def test_fsdp_sharded_insert_and_chunk_gather_one_layer_at_a_time(rules, per_lay
     for name, text in texts.items():
         barriers = text.count("stablehlo.optimization_barrier")
         assert barriers == (cfg.num_layers if per_layer else 0), (name, barriers)
+
+
+def test_assign_rows_keeps_each_request_on_its_slots_shard():
+    # 8 slots and 4 prompt rows over 4 shards: slots 0-1 / row 0 on shard 0, 2-3 / row 1, ...
+    free = [0, 1, 2, 5, 6, 7]
+    assert assign_rows(free, 8, 4, 4) == [(0, 0), (1, 2), (2, 5), (3, 6)]  # 1 and 7: next time
+    assert assign_rows(free, 8, 4, 1) == [(0, 0), (1, 1), (2, 2), (3, 5)]  # no mesh: in order
+    assert assign_rows([3, 4], 8, 8, 2) == [(0, 3), (4, 4)]  # 4 rows a shard, 2 free slots
+
+
+def test_sharded_insert_moves_no_prompt_rows_between_chips():
+    """Under data x fsdp the insert writes each shard's prefilled K/V rows into that shard's
+    slots: the compiled program gathers no [M, K, P, H] block of rows (a scatter with
+    replicated slot indices gathers every row onto every chip, 1 GiB a layer for a 14B model
+    at 8192-token prompts on 32 chips)."""
+    cfg, params, _ = _load("qwen2")
+    mesh = shd.make_mesh(2, 2, 2)
+    m = 4
+    engine = Engine(cfg, mesh, slots=8, chunk=2, max_cache_length=P + N, prefill_batch=m)
+    _, ins, _ = engine.programs(SETTINGS, None)
+    state = jax.eval_shape(engine.programs(SETTINGS, None)[0])
+    keys = jax.random.split(jax.random.key(0), m)
+    rows = (np.zeros((m, P), np.int32), np.ones((m,), np.int32), np.arange(m, dtype=np.int32))
+    with jax.set_mesh(mesh):
+        hlo = ins.lower(params, state, *rows, keys).compile().as_text()
+    kv = cfg.num_kv_heads // 2  # over tensor=2
+    gathered = re.findall(rf"= f32\[{m},{kv},{P},{cfg.head_dim}\][^ ]* all-gather", hlo)
+    assert not gathered, gathered[:2]
+    assert "all-gather" in hlo or "all-reduce" in hlo  # a partitioned program all the same
 
 
 def test_results_do_not_depend_on_schedule():

@@ -29,6 +29,7 @@ def test_shortened_curve_runs_and_writes_its_json(tmp_path):
             "--config.sampling.temperature=0",  # greedy: the memorised programs, exactly
             "--config.sampling.max_new_tokens=96",  # its small tokenizer spends more tokens
             "--config.azr.num_references=0",  # its corpus showed no seed triplet as reference
+            "--n_rollouts=2",  # the default config's (the script's default is the paper's 8)
             "--steps=2",
             "--every=2",
             "--heldout_programs=16",
