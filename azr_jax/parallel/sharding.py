@@ -168,7 +168,7 @@ def insert_cache_rows(
     r // (M / n)) must target a slot of the same block (the engine's scheduler assigns them
     so; any other target is dropped). A scatter of rows with replicated indices would gather
     every row onto every chip first: [M, K, P, H] per layer (qwen2.5-coder-14b on a v5e-32,
-    8192-token prompts: 1 GiB a layer, 18 GiB of the insert's temporaries)."""
+    8192-token prompts: 1 GiB a layer; that insert asked >= 18 GiB in all)."""
     p = rows.shape[2]
 
     def write(c, r, s):
