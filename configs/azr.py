@@ -102,13 +102,6 @@ TPU_TUNING = {
         "rl.grad_accum_dtype": "bfloat16",
         "model.mlp_chunk": 1024,
     },
-    # does NOT fit yet (2026-12-02): the train step asks >= 18.1 GiB of 15.75 and the insert
-    # >= 16.0; at 2048-position MLP chunks the compiler reported >= 16.0 for the train step
-    ("qwen2.5-coder-14b", "v5e-16"): {
-        "model.remat_offload": True,
-        "rl.grad_accum_dtype": "bfloat16",
-        "model.mlp_chunk": 1024,
-    },
     # 32 chips: float32 weights + AdamW would take 6.9 GiB a chip; bfloat16, as on v5e-16. Does
     # NOT fit yet (2026-12-02): train step >= 16.8 GiB of 15.75, 0.3 GiB a layer (docs)
     ("qwen2.5-coder-14b", "v5e-32"): {

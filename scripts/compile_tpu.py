@@ -361,7 +361,7 @@ def compile_sampler(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
 def engine_shape(c, mesh) -> tuple[int, int, int]:
     """(slots, chunk steps, prefill batch) of the trainer's slot engine (trainer.make_engine)."""
     g = c.engine
-    rows = math.prod(mesh.shape[a] for a in shd.BATCH_AXES)
+    rows = shd.batch_shards(mesh)
     slots = g.slots or c.sampling.batch_size
     return slots, g.chunk, max(1, min(g.prefill_batch or rows, slots))
 

@@ -177,7 +177,7 @@ def insert_cache_rows(
     mesh = jax.sharding.get_abstract_mesh()
     if mesh.empty:
         return write(cache, rows, slots)
-    n = _axis_size(mesh, BATCH_AXES)
+    n = batch_shards(mesh)
     m, length = rows.shape[0], cache.shape[0]
     local = slots - (jnp.arange(m) // (m // n)) * (length // n)  # the slot within its block
     local = jnp.where((local >= 0) & (local < length // n), local, length // n)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -364,7 +363,7 @@ def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
     if g is None or not g.enabled:
         return None
     slots = g.slots or config.sampling.batch_size
-    rows = 1 if mesh is None else int(np.prod([mesh.shape[a] for a in shd.BATCH_AXES]))
+    rows = shd.batch_shards(mesh)
     prefill = g.prefill_batch or rows  # one row per device: a refill prefills no padding
     return Engine(
         cfg,
@@ -464,9 +463,7 @@ def update(run: Run, episodes, adv) -> dict[str, float]:
     c = run.config
     if c.rl.get("packing", False):
         s = c.sampling
-        multiple = hparams_from(c).micro_batches * math.prod(
-            run.mesh.shape[a] for a in shd.BATCH_AXES
-        )
+        multiple = hparams_from(c).micro_batches * shd.batch_shards(run.mesh)
         cap = _bucket(s.max_prompt_len) + s.max_new_tokens
         batch, n_tokens = make_packed_batch(episodes, adv, run.pad_id, cap, multiple)
     else:

@@ -15,7 +15,6 @@ two paths give a row the same tokens (tests/sampling/test_engine.py).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import numpy as np
@@ -89,7 +88,7 @@ class Generator:
         size = 1 << max(batch - 1, 0).bit_length()
         mesh = self.sampler.mesh
         if mesh is not None:
-            rows = math.prod(mesh.shape[a] for a in shd.BATCH_AXES)
+            rows = shd.batch_shards(mesh)
             size = -(-size // rows) * rows
         return size
 
