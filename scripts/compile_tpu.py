@@ -104,6 +104,12 @@ flags.DEFINE_bool(
     "(faster; the JSON says so): exact for weights, optimizer state and KV cache, an "
     "overestimate of the train step's temporaries (only a full compile decides a train step)",
 )
+flags.DEFINE_integer(
+    "layers",
+    None,
+    "compile the model with this many layers instead of its own (a what-if: how a program's "
+    "memory grows per layer; the JSON's `layers` says so and `fits` is about that model)",
+)
 flags.DEFINE_enum(
     "sampler_weights",
     None,
@@ -521,6 +527,7 @@ def run(
     programs,
     extrapolate: bool = False,
     sampler_weights: str = "auto",
+    layers: int | None = None,
 ) -> dict[str, Any]:
     from jax.experimental import topologies
 
@@ -534,6 +541,10 @@ def run(
     cfg = model_config(model, c)
     shd.check_heads(mesh, cfg.num_heads, cfg.num_kv_heads)
     sampler_copy = sampler_keeps_a_copy(cfg, mesh, hbm_gib)  # decided by the full model
+    if layers is not None:
+        if layers < 1:
+            raise ValueError(f"--layers={layers}: give a layer count >= 1")
+        cfg = cfg.replace(num_layers=layers)
     if sampler_weights != "auto":
         sampler_copy = sampler_weights == "copy"
     if extrapolate:
@@ -673,6 +684,7 @@ def main(argv) -> None:
             FLAGS.programs,
             FLAGS.extrapolate,
             FLAGS.sampler_weights or c.sampling.get("weights", "auto"),
+            FLAGS.layers,
         )
     except RuntimeError as e:
         if "libtpu" in str(e).lower() or "tpu" in str(e).lower() and "topology" in str(e).lower():

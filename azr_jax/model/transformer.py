@@ -30,7 +30,6 @@ import functools
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax.ad_checkpoint import checkpoint_name
 
 from azr_jax.model import splash
 from azr_jax.model.config import ModelConfig
@@ -362,22 +361,15 @@ class CausalLM(nnx.Module):
             if cache is not None:
                 raise ValueError("remat is for training (no KV cache); pass cache=None")
 
-            offload = self.cfg.remat_offload
+            if self.cfg.remat_offload:
+                for layer in self.layers:
+                    x = _offloaded_remat(layer, x, positions, kv_mask, segment_ids)
+                return self.final_norm(x), None
 
             def block(layer, x):
-                if offload:  # the one value the backward pass keeps: in host memory
-                    x = checkpoint_name(x, "block_input")
                 return layer(x, positions, kv_mask, None, None, segment_ids)[0]
 
-            policy = None
-            if offload:
-                policy = jax.checkpoint_policies.save_and_offload_only_these_names(
-                    names_which_can_be_saved=[],
-                    names_which_can_be_offloaded=["block_input"],
-                    offload_src="device",
-                    offload_dst="pinned_host",
-                )
-            remat_block = nnx.remat(block, policy=policy)
+            remat_block = nnx.remat(block)
             for layer in self.layers:
                 x = remat_block(layer, x)
             return self.final_norm(x), None
@@ -411,6 +403,63 @@ class CausalLM(nnx.Module):
             tokens, positions, kv_mask, cache, cache_index, segment_ids=segment_ids
         )
         return self.logits(h), cache
+
+
+def _offloaded_remat(layer: nnx.Module, x, positions, kv_mask, segment_ids) -> jax.Array:
+    """One block under remat whose only saved value, its input x [B, T, D], lives in pinned host
+    memory between the forward and the backward pass (`ModelConfig.remat_offload`).
+
+    A custom VJP with three orderings the TPU compiler keeps (each one found missing in its
+    compiled programs, scripts/compile_tpu.py; tests/scripts/test_compile_tpu.py checks the
+    result): (1) the forward waits for the copy to host before the block's output moves on, so
+    the device copy dies with the block (with a `jax.checkpoint` offload policy the copy was
+    finished only at the backward pass, the device copy alive till then); (2) the backward
+    fetches x only once the block's output cotangent exists (`_fetch_after`; a plain
+    device_put was fetched back right after the copy out, and an optimization barrier did not
+    hold it); (3) the recomputation gathers its weights anew (a barrier on them), rather than
+    sharing the forward's gathered fsdp weights, which then stayed alive for every layer.
+    The numbers equal plain remat's (tests/model/test_transformer.py).
+    """
+    graphdef, state = nnx.split(layer)
+
+    def apply(state, x, rest):
+        return nnx.merge(graphdef, state)(x, rest[0], rest[1], None, None, rest[2])[0]
+
+    @jax.custom_vjp
+    def run(state, x, rest):
+        return apply(state, x, rest)
+
+    def fwd(state, x, rest):
+        y = apply(state, x, rest)
+        saved = jax.device_put(x, jax.memory.Space.Host)
+        saved, y = jax.lax.optimization_barrier((saved, y))  # (1)
+        return y, (state, saved, rest)
+
+    def bwd(res, dy):
+        state, saved, rest = res
+        state, dy = jax.lax.optimization_barrier((state, dy))  # (3): no sharing with the forward
+        x = _fetch_after(saved, dy)
+        _, vjp = jax.vjp(lambda s, x: apply(s, x, rest), state, x)
+        d_state, dx = vjp(dy)
+        return d_state, dx, jax.tree.map(lambda _: None, rest)
+
+    run.defvjp(fwd, bwd)
+    return run(state, x, (positions, kv_mask, segment_ids))
+
+
+def _fetch_after(saved: jax.Array, dy: jax.Array) -> jax.Array:
+    """`saved` (pinned host memory) copied back to the device once `dy` exists: inside a loop
+    of one trip whose count depends on `dy`, so the compiler cannot move the copy earlier."""
+    first = dy.reshape(-1)[0]
+    trips = jnp.minimum(1, 1 + (first != first).astype(jnp.int32))  # 1 (NaN or not)
+
+    def body(carry):
+        i, host, _ = carry
+        return i + 1, host, jax.device_put(host, jax.memory.Space.Device)
+
+    # dy as the result's first value (overwritten): a device buffer that exists only from now
+    init = (jnp.int32(0), saved, dy.astype(saved.dtype))
+    return jax.lax.while_loop(lambda c: c[0] < trips, body, init)[2]
 
 
 def _after(module: nnx.Module, x: jax.Array) -> nnx.Module:
