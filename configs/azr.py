@@ -76,7 +76,8 @@ SMALLEST_TPU = {
 TPU_TUNING = {
     # train step 15.9 GiB of 15.75 without offload; a sampler copy would be 7.5 of them
     ("qwen3-4b-base", "v5e-8"): {"model.remat_offload": True, "sampling.weights": "shards"},
-    # the train step: 33.6 GiB of 31.75 with a float32 accumulator, 28.6 with bfloat16 (2026-12-02)
+    # the train step: 33.6 GiB of 31.75 with a float32 accumulator, 28.6 with bfloat16 (2026-12-02;
+    # 30.0 since remat_offload's custom VJP, 3.1 GiB of it on the host)
     ("qwen2.5-coder-7b", "v4-8"): {
         "model.remat_offload": True,
         "rl.grad_accum_dtype": "bfloat16",
@@ -103,7 +104,7 @@ TPU_TUNING = {
         "model.mlp_chunk": 1024,
     },
     # 32 chips: float32 weights + AdamW would take 6.9 GiB a chip; bfloat16, as on v5e-16. Does
-    # NOT fit yet (2026-12-02): train step >= 16.8 GiB of 15.75, 0.3 GiB a layer (docs)
+    # NOT fit yet (2026-12-02): train step 17.2 GiB of 15.75, 0.31 GiB a layer (docs)
     ("qwen2.5-coder-14b", "v5e-32"): {
         "model.remat_offload": True,
         "model.param_dtype": "bfloat16",
