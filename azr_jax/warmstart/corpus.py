@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from azr_jax.executor.pool import ExecutorPool
-from azr_jax.executor.validation import Proposal, validate_many
+from azr_jax.executor.validation import Proposal, Validation, validate_many
 from azr_jax.selfplay import prompts
 from azr_jax.selfplay.diversity import normalize_program
 from azr_jax.selfplay.tasks import InductionTask, TaskType, Triplet, seed_triplet
@@ -92,9 +92,7 @@ def build_tasks(
     out: list[GrammarTask] = []
     for start in range(0, len(drawn), chunk):
         part = drawn[start : start + chunk]
-        verdicts = validate_many(
-            pool, [Proposal(p.source, inputs, p.message, True) for p, inputs in part]
-        )
+        verdicts = _validate_untimed(pool, part)
         for (program, inputs), v in zip(part, verdicts, strict=True):
             if not v.valid:
                 continue
@@ -111,6 +109,42 @@ def build_tasks(
                 )
             )
     return out
+
+
+# Verdicts that say how busy the machine was, not what the program does: a grammar program is a
+# few lines over short literals, so a run killed by the clock is the load's doing.
+_TIMING_STATUSES = (": timeout:", ": killed:")
+
+
+def _timed_out(v: Validation) -> bool:
+    return not v.valid and any(s in (v.reason or "") for s in _TIMING_STATUSES)
+
+
+def _validate_untimed(
+    pool: ExecutorPool, part: list[tuple[grammar.Program, list[str]]]
+) -> list[Validation]:
+    """Verdicts of `part`, none of them a timeout: a corpus (or held-out set) that dropped a
+    program because the machine was busy would differ from run to run under one seed. Timed-out
+    programs are run again (twice at most); if one still times out, a clear error, not a quietly
+    smaller corpus."""
+    proposals = [Proposal(p.source, inputs, p.message, True) for p, inputs in part]
+    verdicts = validate_many(pool, proposals)
+    for _ in range(2):
+        again = [i for i, v in enumerate(verdicts) if _timed_out(v)]
+        if not again:
+            return verdicts
+        for i, v in zip(again, validate_many(pool, [proposals[i] for i in again]), strict=True):
+            verdicts[i] = v
+    stuck = [i for i, v in enumerate(verdicts) if _timed_out(v)]
+    if stuck:
+        first = verdicts[stuck[0]]
+        raise RuntimeError(
+            f"{len(stuck)} grammar program(s) timed out three times (the first: {first.reason}; "
+            f"program:\n{proposals[stuck[0]].code}\n): the corpus would depend on the "
+            f"machine's load, so nothing was built. Rerun on a less busy machine, or give the "
+            f"executor a longer timeout_s (now {pool.timeout_s:g} s)."
+        )
+    return verdicts
 
 
 def heldout_tasks(

@@ -4,6 +4,7 @@ formats, and held-out sets disjoint from it by program text."""
 import numpy as np
 import pytest
 
+from azr_jax.executor import validation
 from azr_jax.executor.pool import ExecutorPool
 from azr_jax.executor.program import DEFAULT_BANNED
 from azr_jax.selfplay import parsing
@@ -84,3 +85,30 @@ def test_rendered_responses_parse_back_to_the_task(tasks):
                 TaskType.INDUCTION: t.triplet.program,
             }[tt]
             assert a.answer == want
+
+
+def test_a_program_timed_out_by_load_is_run_again_not_dropped(pool, tasks, monkeypatch):
+    # The first verdict of the first chunk's third program comes back as a timeout (what a busy
+    # machine does); the corpus must still be the one an idle machine builds.
+    real = corpus.validate_many
+    calls = []
+
+    def busy_once(p, proposals):
+        verdicts = real(p, proposals)
+        if not calls:
+            verdicts[2] = validation.Validation(
+                False, "input 0: timeout: Timeout: killed after 5 s"
+            )
+        calls.append(len(proposals))
+        return verdicts
+
+    monkeypatch.setattr(corpus, "validate_many", busy_once)
+    again = corpus.build_tasks(pool, seed=0, n_programs=120, num_inputs=4)
+    assert calls[1] == 1  # only the timed-out program ran again
+    assert again == tasks
+
+
+def test_a_corpus_that_keeps_timing_out_is_an_error_not_a_smaller_corpus():
+    with ExecutorPool(workers=2, timeout_s=0.001, hash_seeds=[101, 202]) as slow:
+        with pytest.raises(RuntimeError, match="(?s)timed out three times.*longer timeout_s"):
+            corpus.build_tasks(slow, seed=0, n_programs=4, num_inputs=4)

@@ -3,6 +3,10 @@ with, and a loss that is next-token cross-entropy on the response only."""
 
 import dataclasses
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +25,22 @@ SHORT = train.Recipe(**{**SMALL_WARMSTART, "steps": 6, "banned_modules": DEFAULT
 
 def test_shortened_recipe_is_deterministic_and_cached(tmp_path):
     a = train.build_warmstart(SHORT, tmp_path / "a", progress=False)
-    b = train.build_warmstart(SHORT, tmp_path / "b", progress=False)
+    # The second build in another process with another hash seed: what two `make train`s do.
+    code = (
+        "import sys; from tests.warmstart.test_train import SHORT; from azr_jax.warmstart import"
+        " train; print(train.build_warmstart(SHORT, sys.argv[1], progress=False))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "JAX_PLATFORMS": "cpu"}
+    root = pathlib.Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "b")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    b = pathlib.Path(out.stdout.strip().splitlines()[-1])
     assert a.name == b.name == SHORT.digest()
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
