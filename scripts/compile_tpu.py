@@ -404,8 +404,7 @@ def compile_engine(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
         engine._state_shardings(settings),
     )
     rows1, rows2 = shd.batch_sharding(mesh, 1), shd.batch_sharding(mesh, 2)
-    keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), m))
-    keys = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=rows1)
+    keys = _struct((m, 2), "uint32", rows2)  # the requests' raw key data
     table = _struct((STOP_STATES, cfg.vocab_size), "int32", shd.replicated(mesh))
     with jax.set_mesh(mesh):
         ins_exe = ins.lower(
@@ -416,7 +415,7 @@ def compile_engine(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
             _struct((m,), "int32", shd.replicated(mesh)),
             keys,
         ).compile()
-        dec_exe = dec.lower(params, state, table).compile()
+        dec_exe = dec(engine.windows[-1]).lower(params, state, table).compile()  # all S: the most
     return ins_exe, dec_exe
 
 

@@ -247,7 +247,7 @@ def full_steps(jax, jnp, np, cfg, params, b, p, new):
         start = time.perf_counter()
         state = session.state
         for _ in range(-(-new // FLAGS.chunk)):
-            state = session._chunk(session.params, state, None)
+            state = session._chunk(engine.windows[-1])(session.params, state, None)
         jax.block_until_ready(state)
         return time.perf_counter() - start
 
@@ -266,7 +266,9 @@ def full_steps(jax, jnp, np, cfg, params, b, p, new):
         c0 = f"f32[{b},{cfg.num_kv_heads},{p + new},{cfg.head_dim}]"
         hlo["static_decode"] = cache_copies(dec.as_text(), c0)
         session = filled()
-        chunk_exe = session._chunk.lower(session.params, session.state, None).compile()
+        chunk_exe = (
+            session._chunk(engine.windows[-1]).lower(session.params, session.state, None).compile()
+        )
         hlo["engine_chunk"] = cache_copies(chunk_exe.as_text(), c0)
     return out, hlo
 

@@ -69,9 +69,7 @@ class JaxPolicy(selfplay.Policy):
         self.step = 0
 
     def phase_key(self, phase: str) -> jax.Array:
-        return jax.random.fold_in(
-            jax.random.fold_in(jax.random.key(self.seed), self.step), PHASES[phase]
-        )
+        return _phase_key(self.seed, self.step, PHASES[phase])
 
     def queue(self) -> EngineQueue:
         """One engine queue for a step's requests (selfplay/streaming.py)."""
@@ -102,6 +100,18 @@ class JaxPolicy(selfplay.Policy):
         return out
 
 
+@jax.jit
+def _phase_key(seed, step, phase) -> jax.Array:
+    """fold_in(fold_in(key(seed), step), phase) in one device call (eager: a few ms)."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), step), phase)
+
+
+@jax.jit
+def _request_key(seed, step, phase, index) -> jax.Array:
+    """The key of request `index` of a phase: fold_in(phase key, index), in one device call."""
+    return jax.random.fold_in(_phase_key(seed, step, phase), index)
+
+
 class EngineQueue(streaming.Queue):
     """The engine's session as the streaming step's queue: sample j of request (phase, i) has
     the key fold_in(fold_in(phase_key(phase), i), j), whenever it is decoded."""
@@ -113,11 +123,11 @@ class EngineQueue(streaming.Queue):
         self.session = g.engine.session(policy.params, policy.settings, table)
         self.rows: dict[tuple[str, int], list] = {}
 
-    def submit(self, text, n, phase, index):
-        rng = jax.random.fold_in(self.policy.phase_key(phase), index)
+    def submit(self, text, n, phase, index, priority=0):
+        rng = _request_key(self.policy.seed, self.policy.step, PHASES[phase], index)
         tags = [(phase, index, j) for j in range(n)]
         self.rows[(phase, index)] = [None] * n
-        self.session.submit(self.generator.requests([text], rng, n, tags))
+        self.session.submit(self.generator.requests([text], rng, n, tags), priority)
 
     def busy(self):
         return self.session.busy()

@@ -27,17 +27,26 @@ Two programs, each jitted once per (settings, shapes), the engine state donated:
             next-token logits and bookkeeping into M free slots (slot index L: a padding row).
   `chunk`   runs up to k decode steps over all L slots (a `while_loop` that stops early when
             every slot is done): each samples from its logits, then feeds the token; finished
-            and free slots compute but write nothing.
+            and free slots compute but write nothing. It reads the cache's first W slots only,
+            W (the window) the smallest of `windows` that holds every live row for the next k
+            steps: a decode step reads L x W keys and values per layer, not L x S, so short
+            rows in a long cache (AZR's: a few hundred tokens of S = 6,144 + 8,096) do not pay
+            for the longest row the cache could hold. One program per window, compiled when
+            first needed; at W = S the program is the unwindowed one.
 The host scheduler (`Session`) loops: fill free slots from the queue (a full group of M at a
 time while other slots decode, since an insert costs M rows anyway), run a chunk, hand back the
-requests that finished. Callers may submit new requests between chunks (streaming).
+requests that finished. Callers may submit new requests between chunks (streaming), each with a
+priority (lower first, oldest first within one): which slot a request gets, and when, never
+changes its tokens, only how soon they come back.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
+import functools
+import heapq
+import itertools
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -58,6 +67,21 @@ from azr_jax.sampling.sampler import (
     sample_token,
 )
 from azr_jax.sampling.settings import SamplingSettings
+
+# The smallest cache window a decode chunk reads (slots): below it a step's cost is the weights',
+# not the cache's, and fewer windows mean fewer programs to compile.
+MIN_WINDOW = 256
+
+
+def window_sizes(length: int, smallest: int | None) -> tuple[int, ...]:
+    """The cache windows a chunk may read: `smallest`, then two a doubling (x1.5, x2) below
+    `length`, then `length` itself (so at most 1.5x the live extent is read; about 2 log2(S /
+    smallest) programs in all, each compiled when first needed). None: `length` only."""
+    sizes, w = [], smallest
+    while w is not None and w < length:
+        sizes += [w] + ([w * 3 // 2] if w * 3 // 2 < length else [])
+        w *= 2
+    return tuple(sizes) + (length,)
 
 
 class EngineState(NamedTuple):
@@ -230,9 +254,24 @@ def chunk(
     settings: SamplingSettings,
     stop_table: jax.Array | None = None,
     gather_per_step: bool = False,
+    window: int | None = None,
 ) -> EngineState:
     """Up to `steps` decode steps; stops early once every slot is done. `gather_per_step`: as
-    `sampler.decode`'s (fsdp-sharded weights gathered a layer at a time inside the loop)."""
+    `sampler.decode`'s (fsdp-sharded weights gathered a layer at a time inside the loop).
+    `window` W < S: the steps see cache slots [0, W) only (every live row must end below
+    W - steps; the host picks W so, `Session._window`); the window is copied out once before
+    the loop and back once after it, the rest of the cache untouched."""
+    full = state.cache[0]["k"].shape[2]
+    if window is not None and window < full:
+        inner = state._replace(
+            cache=[{k: v[:, :, :window] for k, v in c.items()} for c in state.cache]
+        )
+        out = chunk(params, cfg, inner, steps, settings, stop_table, gather_per_step)
+        cache = [
+            {k: shd.constrain(big[k].at[:, :, :window].set(c[k]), model_lib.CACHE_AXES) for k in c}
+            for big, c in zip(state.cache, out.cache, strict=True)
+        ]
+        return out._replace(cache=cache)
     head = decode_head(params, cfg, vocab_parallel=gather_per_step)
 
     def cond(carry):
@@ -282,6 +321,7 @@ class Engine:
       prompt_buckets: allowed padded prompt lengths (default: powers of two from 16).
       prefill_batch: the most requests prefilled by one insert (rounded to powers of two).
       rules: parameter sharding rules (default `sharding.sampling_rules`).
+      min_window: the smallest cache window a chunk reads (`window_sizes`); None: always all S.
     """
 
     def __init__(
@@ -294,6 +334,7 @@ class Engine:
         prompt_buckets: tuple[int, ...] | None = None,
         prefill_batch: int | None = None,
         rules: Mapping[str, Any] | None = None,
+        min_window: int | None = MIN_WINDOW,
     ):
         if slots < 1 or chunk < 1:
             raise ValueError(f"slots={slots}, chunk={chunk}: both must be >= 1")
@@ -304,6 +345,7 @@ class Engine:
             while prompt_buckets[-1] < self.max_cache_length:
                 prompt_buckets.append(2 * prompt_buckets[-1])
         self.prompt_buckets = tuple(sorted(prompt_buckets))
+        self.windows = window_sizes(self.max_cache_length, min_window)
         self.prefill_batch = max(1, min(prefill_batch or slots, slots))
         param_bytes = cfg.num_params * np.dtype(jnp.dtype(cfg.param_dtype)).itemsize
         self.rules = rules if rules is not None else shd.sampling_rules(mesh, param_bytes)
@@ -334,7 +376,8 @@ class Engine:
         return shd.tree_shardings(abstract, state_axes(self.cfg.num_layers), self.mesh, self.rules)
 
     def programs(self, settings: SamplingSettings, table_shape):
-        """(init, insert, chunk) jitted for these settings (jit caches the insert shapes)."""
+        """(init, insert, chunk) jitted for these settings (jit caches the insert shapes);
+        `chunk(window)` is the decode chunk over the cache's first `window` slots."""
         key = (settings, table_shape)
         if key in self._programs:
             return self._programs[key]
@@ -345,14 +388,32 @@ class Engine:
 
         per_step = shd.gathers_weights_per_step(mesh, self.rules)
 
-        def ins(params, state, tokens, lengths, slots, keys):
+        def ins(params, state, tokens, lengths, slots, key_data):
+            keys = jax.random.wrap_key_data(key_data)  # [M, 2] uint32 -> [M] keys
             return insert(params, cfg, state, tokens, lengths, slots, keys, settings, per_step)
 
-        def dec(params, state, table):
-            return chunk(params, cfg, state, steps, settings, table, gather_per_step=per_step)
+        def dec(window, params, state, table):
+            return chunk(params, cfg, state, steps, settings, table, per_step, window)
 
+        chunks: dict[int, Any] = {}
+
+        def chunk_for(window: int):
+            if window not in chunks:
+                fn = functools.partial(dec, window)
+                if mesh is None:
+                    chunks[window] = jax.jit(fn, donate_argnums=1)
+                else:
+                    chunks[window] = jax.jit(
+                        fn,
+                        in_shardings=(self.param_shardings, st, tab),
+                        out_shardings=st,
+                        donate_argnums=1,
+                    )
+            return chunks[window]
+
+        st = tab = None
         if mesh is None:
-            out = (jax.jit(init), jax.jit(ins, donate_argnums=1), jax.jit(dec, donate_argnums=1))
+            out = (jax.jit(init), jax.jit(ins, donate_argnums=1), chunk_for)
         else:
             st = self._state_shardings(settings)
             rep = shd.replicated(mesh)
@@ -362,16 +423,11 @@ class Engine:
                 jax.jit(init, out_shardings=st),
                 jax.jit(  # the prefill rows over data x fsdp, as the static sampler's prompts
                     ins,
-                    in_shardings=(self.param_shardings, st, rows2, rows, rep, rows),
+                    in_shardings=(self.param_shardings, st, rows2, rows, rep, rows2),
                     out_shardings=st,
                     donate_argnums=1,
                 ),
-                jax.jit(
-                    dec,
-                    in_shardings=(self.param_shardings, st, tab),
-                    out_shardings=st,
-                    donate_argnums=1,
-                ),
+                chunk_for,
             )
         self._programs[key] = out
         return out
@@ -413,43 +469,62 @@ class Engine:
                 out[c.tag] = dataclasses.replace(c, tag=requests[c.tag].tag)
         return out
 
+    # Host arrays into a program: as numpy on one process (jit places them by its in_shardings,
+    # far cheaper than an eager device_put each); from host memory on every process otherwise,
+    # so that each can place its part on the global mesh.
     def _place(self, x):
-        if self.mesh is None:
-            return jnp.asarray(x)
-        # From host memory, so that every process (multi-host) can place it on the global mesh.
+        if self.mesh is None or jax.process_count() == 1:
+            return np.asarray(x)
         return jax.device_put(np.asarray(x), shd.replicated(self.mesh))
 
-    def _place_rows(self, x):
+    def _resident(self, x):
+        """A replicated device copy of host array `x`, for arrays passed to every chunk."""
         if self.mesh is None:
-            return jnp.asarray(x)
+            return jax.device_put(x)
+        return jax.device_put(x, shd.replicated(self.mesh))
+
+    def _place_rows(self, x):
+        if self.mesh is None or jax.process_count() == 1:
+            return np.asarray(x)
         return jax.device_put(np.asarray(x), shd.batch_sharding(self.mesh, np.ndim(x)))
 
 
 class Session:
     """One queue over the engine's slots, for one set of params and settings.
 
-    `submit` requests at any time; each `step` fills free slots from the queue (oldest first),
-    runs one decode chunk and returns the requests that finished in it. Counters: `tokens`
-    generated, `chunks` run, `device_s` spent in device calls (waiting on their results).
+    `submit` requests at any time; each `step` fills free slots from the queue (lowest
+    priority value first, oldest first among equals), runs one decode chunk and returns the
+    requests that finished in it. Counters: `tokens` generated, `chunks` run, `device_s` spent
+    in device calls (waiting on their results).
     """
 
     def __init__(self, engine: Engine, params, settings: SamplingSettings, stop_table):
         self.engine, self.params, self.settings = engine, params, settings
-        self.table = None if stop_table is None else engine._place(np.asarray(stop_table, np.int32))
+        table = None if stop_table is None else np.asarray(stop_table, np.int32)
+        self.table = None if table is None else engine._resident(table)  # sent once, not a chunk
         shape = None if stop_table is None else tuple(stop_table.shape)
         init, self._insert, self._chunk = engine.programs(settings, shape)
         with _mesh_context(engine.mesh):
             self.state = init()
-        self.queue: collections.deque[tuple[Request, int]] = collections.deque()
+        # heap of (priority, arrival, bucket, request): the next request to prefill at [0]
+        self.queue: list[tuple[int, int, int, Request]] = []
+        self._arrival = itertools.count()
         self.owner: list[Request | None] = [None] * engine.slots
+        # host copies of each slot's prompt bucket and generated length (after the last chunk):
+        # how far into the cache the next chunk can write, hence its window
+        self.base = np.zeros((engine.slots,), np.int64)
+        self.length = np.zeros((engine.slots,), np.int64)
+        self.windows: dict[int, int] = {}  # chunks run per window
         self.tokens = self.chunks = 0
         self.device_s = 0.0
 
-    def submit(self, request: Request | Iterable[Request]) -> None:
+    def submit(self, request: Request | Iterable[Request], priority: int = 0) -> None:
+        """Queues requests; those with a lower `priority` are prefilled first (FIFO within one)."""
         for r in [request] if isinstance(request, Request) else request:
             ids = np.asarray(r.prompt_ids, np.int32)
             bucket = self.engine.check(len(ids), self.settings)
-            self.queue.append((dataclasses.replace(r, prompt_ids=ids), bucket))
+            entry = (priority, next(self._arrival), bucket, dataclasses.replace(r, prompt_ids=ids))
+            heapq.heappush(self.queue, entry)
 
     def busy(self) -> bool:
         return bool(self.queue) or any(o is not None for o in self.owner)
@@ -459,9 +534,12 @@ class Session:
         t0 = time.perf_counter()
         with _mesh_context(e.mesh):
             self._fill()
-            self.state = self._chunk(self.params, self.state, self.table)
+            window = self._window()
+            self.state = self._chunk(window)(self.params, self.state, self.table)
             done, lengths = distributed.fetch((self.state.done, self.state.lengths))
+            self.length[:] = lengths
             self.chunks += 1
+            self.windows[window] = self.windows.get(window, 0) + 1
             finished = [s for s, o in enumerate(self.owner) if o is not None and done[s]]
             out = []
             if finished:
@@ -478,6 +556,15 @@ class Session:
         self.device_s += time.perf_counter() - t0
         return out
 
+    def _window(self) -> int:
+        """The smallest window that holds every owned slot's writes in the next chunk (a slot
+        writes generated token i at its bucket + i)."""
+        e = self.engine
+        owned = [s for s, o in enumerate(self.owner) if o is not None]
+        extent = max((int(self.base[s] + self.length[s]) for s in owned), default=0)
+        extent += e.chunk_steps
+        return next((w for w in e.windows if w >= extent), e.windows[-1])
+
     def _fill(self) -> None:
         """Prefills waiting requests into free slots, in groups of one prompt bucket."""
         e = self.engine
@@ -490,10 +577,10 @@ class Session:
         if busy and len(pairs) < min(e.prefill_batch, len(self.queue)):
             return
         while pairs and self.queue:
-            bucket = self.queue[0][1]
+            bucket = self.queue[0][2]
             group = []
-            while self.queue and self.queue[0][1] == bucket and len(group) < len(pairs):
-                group.append(self.queue.popleft()[0])
+            while self.queue and self.queue[0][2] == bucket and len(group) < len(pairs):
+                group.append(heapq.heappop(self.queue)[3])
             m = e.prefill_batch  # always M rows: one shape, so one kernel choice (see above)
             tokens = np.zeros((m, bucket), np.int32)
             lengths = np.zeros((m,), np.int32)
@@ -505,17 +592,17 @@ class Session:
                 slots[row] = slot
                 keys[row] = _key_data(r.key)
             lengths[lengths == 0] = 1  # padding rows: any valid prompt, never stored
-            keys = jax.random.wrap_key_data(e._place_rows(keys))
             self.state = self._insert(
                 self.params,
                 self.state,
                 e._place_rows(tokens),
                 e._place_rows(lengths),
                 e._place(slots),
-                keys,
+                e._place_rows(keys),
             )
             for (_, slot), r in zip(pairs, group, strict=False):
                 self.owner[slot] = r
+                self.base[slot], self.length[slot] = bucket, 0
             free = [s for s in free if self.owner[s] is None]
             pairs = assign_rows(free, e.slots, e.prefill_batch, shards)
 

@@ -9,7 +9,10 @@ rather than when it runs:
     grade           -> each answer as soon as it is out                     (host, while decoding)
     reward          -> as in run_step, once every request and check is in
 
-The device only waits on the host when the queue is empty and checks are still running
+Order in the queue (`PRIORITY`): proposals first (their checks release more work), then the
+difficulty rollouts of valid proposals as they pass, then the solves, which nothing waits on: they
+keep the slots full while proposals are being validated and fill the tail behind the last
+rollouts. The device only waits on the host when the queue is empty and checks are still running
 (`device_wait_s`). A request's tokens depend only on its key, (step, phase, index), never on
 when it ran (sampling/engine.py), so the result does not depend on the host's timing. Needs a
 policy with `queue()` (trainer.JaxPolicy on the engine) and one host (no HostShare split).
@@ -41,12 +44,17 @@ from azr_jax.selfplay.step import (
 )
 from azr_jax.selfplay.tasks import Role, TaskType, group_id
 
+# Which requests the queue serves first (lower first): the phases whose results release more
+# work go ahead of the solves, which release none.
+PRIORITY = {"propose": 0, "estimate": 1, "solve": 2}
+
 
 class Queue:
     """What the streaming step needs from the model (trainer.py: the engine's session)."""
 
-    def submit(self, text: str, n: int, phase: str, index: int) -> None:
-        """n samples of `text`, keyed by (phase, index): the same whenever they are decoded."""
+    def submit(self, text: str, n: int, phase: str, index: int, priority: int = 0) -> None:
+        """n samples of `text`, keyed by (phase, index): the same whenever they are decoded.
+        Lower `priority` is decoded first, where the queue can choose."""
         raise NotImplementedError
 
     def busy(self) -> bool:
@@ -83,9 +91,9 @@ def run_step_streaming(
     solve_texts = [prompts.solver_prompt(t, task) for t, task in solve_items]
     queue = policy.queue()
     for i, (_, text, _) in enumerate(items):
-        queue.submit(text, 1, "propose", i)
+        queue.submit(text, 1, "propose", i, PRIORITY["propose"])
     for i, text in enumerate(solve_texts):
-        queue.submit(text, 1, "solve", i)
+        queue.submit(text, 1, "solve", i, PRIORITY["solve"])
 
     prop_eps: list[Episode | None] = [None] * len(items)
     parsed: list[Any] = [None] * len(items)
@@ -123,7 +131,8 @@ def run_step_streaming(
             if verdicts[i].valid:
                 t, job = items[i][0], parsed[i][1]
                 tasks[i] = to_task(t, job, verdicts[i], s.num_inputs // 2)
-                queue.submit(prompts.solver_prompt(t, tasks[i]), s.n_rollouts, "estimate", i)
+                text = prompts.solver_prompt(t, tasks[i])
+                queue.submit(text, s.n_rollouts, "estimate", i, PRIORITY["estimate"])
         elif kind == "grade":
             solve_grades[i] = tuple(result[0])
         else:

@@ -22,7 +22,7 @@ import pytest
 from azr_jax.model import hf_io
 from azr_jax.parallel import sharding as shd
 from azr_jax.sampling import stop_strings as stops
-from azr_jax.sampling.engine import Engine, Request, assign_rows
+from azr_jax.sampling.engine import Engine, Request, assign_rows, window_sizes
 from azr_jax.sampling.generate import Generator
 from azr_jax.sampling.sampler import Sampler, row_keys
 from azr_jax.sampling.settings import SamplingSettings
@@ -137,11 +137,11 @@ def test_fsdp_sharded_insert_and_chunk_gather_one_layer_at_a_time(rules, per_lay
     )
     init, ins, dec = engine.programs(SETTINGS, None)
     state = jax.eval_shape(init)
-    keys = jax.random.split(jax.random.key(0), m)
+    keys = np.zeros((m, 2), np.uint32)  # the requests' raw key data
     rows = (np.zeros((m, P), np.int32), np.ones((m,), np.int32), np.arange(m, dtype=np.int32))
     texts = {
         "insert": ins.lower(params, state, *rows, keys).as_text(),
-        "chunk": dec.lower(params, state, None).as_text(),
+        "chunk": dec(engine.windows[-1]).lower(params, state, None).as_text(),
     }
     for name, text in texts.items():
         barriers = text.count("stablehlo.optimization_barrier")
@@ -167,7 +167,7 @@ def test_sharded_insert_moves_no_prompt_rows_between_chips():
     engine = Engine(cfg, mesh, slots=8, chunk=2, max_cache_length=P + N, prefill_batch=m)
     _, ins, _ = engine.programs(SETTINGS, None)
     state = jax.eval_shape(engine.programs(SETTINGS, None)[0])
-    keys = jax.random.split(jax.random.key(0), m)
+    keys = np.zeros((m, 2), np.uint32)  # the requests' raw key data
     rows = (np.zeros((m, P), np.int32), np.ones((m,), np.int32), np.arange(m, dtype=np.int32))
     with jax.set_mesh(mesh):
         hlo = ins.lower(params, state, *rows, keys).compile().as_text()
@@ -189,6 +189,62 @@ def test_results_do_not_depend_on_schedule():
     for c in b:
         np.testing.assert_array_equal(c.tokens, by_tag[c.tag].tokens)
         np.testing.assert_array_equal(c.logprobs, by_tag[c.tag].logprobs)
+
+
+def test_priorities_decide_the_order_of_prefills_not_the_bits():
+    """Lower priority first, oldest first among equals; every request's bits as without them."""
+    cfg, params, _ = _load("qwen2")
+    reqs, _ = _static_reference(cfg, params, None, SETTINGS, calls=1)
+    engine = Engine(cfg, slots=2, chunk=2, max_cache_length=P + N, prefill_batch=2)
+    plain = {c.tag: c for c in engine.run(params, reqs, SETTINGS)}
+    session = engine.session(params, SETTINGS)
+    priority = {r.tag: [2, 0, 1][r.tag % 3] for r in reqs}
+    for r in reqs:  # submitted one at a time, in tag order
+        session.submit(r, priority[r.tag])
+    started = []  # requests in the order they got a slot
+    while session.busy():
+        session._fill()
+        started += [o.tag for o in session.owner if o is not None and o.tag not in started]
+        for c in session.step():
+            np.testing.assert_array_equal(c.tokens, plain[c.tag].tokens)
+            np.testing.assert_array_equal(c.logprobs, plain[c.tag].logprobs)
+    expected = sorted((r.tag for r in reqs), key=lambda t: (priority[t], t))
+    assert started == expected, (started, expected)
+
+
+def test_window_sizes():
+    assert window_sizes(1096, 256) == (256, 384, 512, 768, 1024, 1096)
+    assert window_sizes(28, 256) == (28,)  # a short cache: one program, all of it
+    assert window_sizes(64, 16) == (16, 24, 32, 48, 64)
+    assert window_sizes(1096, None) == (1096,)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gpt2"])  # rope and learned positions
+def test_windowed_chunks_match_the_whole_cache(family):
+    """Chunks that read only the cache's first W slots (the live rows' extent) give the tokens
+    of chunks that read all S slots, and log-probs within float32 rounding (a softmax over
+    fewer masked keys may sum in another order); the windows grow as rows do."""
+    cfg, params, _ = _load(family)
+    reqs, _ = _static_reference(cfg, params, None, SETTINGS, calls=2)
+    out = {}
+    for name, smallest in (("whole", None), ("windowed", 16)):
+        engine = Engine(
+            cfg, slots=4, chunk=3, max_cache_length=4 * (P + N), prefill_batch=2,
+            min_window=smallest,
+        )  # fmt: skip
+        session = engine.session(params, SETTINGS)
+        session.submit(reqs)
+        got = {}
+        while session.busy():
+            got.update((c.tag, c) for c in session.step())
+        out[name] = (got, dict(session.windows))
+    whole, windowed = out["whole"][0], out["windowed"][0]
+    assert out["whole"][1] == {4 * (P + N): out["whole"][1][4 * (P + N)]}  # always all S
+    used = out["windowed"][1]
+    assert min(used) == 24 and max(used) <= 32, used  # rows reach slot 16 + 12 at most
+    for tag, c in whole.items():
+        np.testing.assert_array_equal(windowed[tag].tokens, c.tokens, err_msg=f"request {tag}")
+        np.testing.assert_allclose(windowed[tag].logprobs, c.logprobs, rtol=0, atol=2e-5)
 
 
 def test_greedy_stop_strings_through_the_generator():
@@ -219,12 +275,14 @@ def test_chunk_updates_the_cache_in_place():
     """The engine's decode chunk scatters new keys/values into the donated cache: no copy of a
     cache-shaped buffer (the detector is checked on a copying loop in test_sampler.py)."""
     cfg, params, _ = _load("qwen2")
-    engine = Engine(cfg, slots=4, chunk=3, max_cache_length=P + N, prefill_batch=2)
+    engine = Engine(cfg, slots=4, chunk=3, max_cache_length=P + N, prefill_batch=2, min_window=16)
     session = engine.session(params, SamplingSettings(max_new_tokens=N, greedy=True))
-    hlo = session._chunk.lower(session.params, session.state, None).compile().as_text()
     shape = f"f32[4,{cfg.num_kv_heads},{P + N},{cfg.head_dim}]"
     assert session.state.cache[0]["k"].shape == (4, cfg.num_kv_heads, P + N, cfg.head_dim)
-    assert cache_copies(hlo, shape) == []
+    assert engine.windows == (16, 24, P + N)
+    for window in (24, P + N):  # a window is copied out and back; the whole cache never
+        chunk = session._chunk(window).lower(session.params, session.state, None)
+        assert cache_copies(chunk.compile().as_text(), shape) == [], window
 
 
 def test_clear_errors():

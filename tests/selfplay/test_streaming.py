@@ -20,7 +20,7 @@ class ScriptedQueue(streaming.Queue):
         self.waiting: list[tuple[str, int, int, str]] = []
         self.log: list[tuple[str, int]] = []
 
-    def submit(self, text, n, phase, index):
+    def submit(self, text, n, phase, index, priority=0):
         self.waiting.append((phase, index, n, text))
 
     def busy(self):
