@@ -68,6 +68,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.engine.chunk = 8  # decode steps per device call between host scheduling
     c.engine.prefill_batch = 0  # requests per prefill-insert, multiple of data x fsdp (0: = it)
     c.engine.streaming = True  # one queue per self-play step (rollouts join as proposals pass)
+    # Decode chunks read only the cache slots the live rows reach, in windows from this size up
+    # (two a doubling, each compiled when first needed); 0: always the whole cache.
+    c.engine.min_window = 256
 
     c.executor = ml_collections.ConfigDict()
     c.executor.workers = 2  # zygotes, each with its own hash seed (>= 2: determinism checks)

@@ -31,6 +31,7 @@ from absl import app, flags
 flags.DEFINE_integer("azr_batch", 4, "Proposals and solves per (task type, role).")
 flags.DEFINE_integer("max_new_tokens", 64, "Rollout length cap.")
 flags.DEFINE_integer("repeats", 2, "Timed runs per side (the best is kept).")
+flags.DEFINE_integer("chunk", 0, "Engine decode steps per device call (0: the config's).")
 FLAGS = flags.FLAGS
 
 
@@ -46,6 +47,7 @@ def main(_):
     config.output_dir = tempfile.mkdtemp(prefix="bench_selfplay_")
     config.azr.batch_size = FLAGS.azr_batch
     config.sampling.max_new_tokens = FLAGS.max_new_tokens
+    config.engine.chunk = FLAGS.chunk or config.engine.chunk
     run = trainer.setup(config)
     run.policy.params, run.policy.step = run.state.params, 0
     share = selfplay.HostShare()

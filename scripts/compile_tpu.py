@@ -406,6 +406,7 @@ def compile_engine(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
     rows1, rows2 = shd.batch_sharding(mesh, 1), shd.batch_sharding(mesh, 2)
     keys = _struct((m, 2), "uint32", rows2)  # the requests' raw key data
     table = _struct((STOP_STATES, cfg.vocab_size), "int32", shd.replicated(mesh))
+    scalar = _struct((), "int32", shd.replicated(mesh))  # the chunk's early-stop count
     with jax.set_mesh(mesh):
         ins_exe = ins.lower(
             params,
@@ -415,7 +416,9 @@ def compile_engine(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
             _struct((m,), "int32", shd.replicated(mesh)),
             keys,
         ).compile()
-        dec_exe = dec(engine.windows[-1]).lower(params, state, table).compile()  # all S: the most
+        dec_exe = (
+            dec(engine.windows[-1]).lower(params, state, table, scalar).compile()
+        )  # all S: the most
     return ins_exe, dec_exe
 
 

@@ -247,7 +247,7 @@ def full_steps(jax, jnp, np, cfg, params, b, p, new):
         start = time.perf_counter()
         state = session.state
         for _ in range(-(-new // FLAGS.chunk)):
-            state = session._chunk(engine.windows[-1])(session.params, state, None)
+            state = session._chunk(engine.windows[-1])(session.params, state, None, b + 1)
         jax.block_until_ready(state)
         return time.perf_counter() - start
 
@@ -267,7 +267,9 @@ def full_steps(jax, jnp, np, cfg, params, b, p, new):
         hlo["static_decode"] = cache_copies(dec.as_text(), c0)
         session = filled()
         chunk_exe = (
-            session._chunk(engine.windows[-1]).lower(session.params, session.state, None).compile()
+            session._chunk(engine.windows[-1])
+            .lower(session.params, session.state, None, np.int32(b + 1))
+            .compile()
         )
         hlo["engine_chunk"] = cache_copies(chunk_exe.as_text(), c0)
     return out, hlo

@@ -149,6 +149,11 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
             f"{g.prefill_batch} must be 0 (auto) or a multiple of mesh data x fsdp = {batch_div} "
             f"no larger than the {slots} slots",
         )
+        need(
+            g.get("min_window", 0) >= 0,
+            "engine.min_window",
+            f"{g.get('min_window')} must be >= 1 (cache slots), or 0 to read the whole cache",
+        )
 
     e = c.executor
     need(e.workers >= 1, "executor.workers", "must be >= 1")

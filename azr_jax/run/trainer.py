@@ -29,7 +29,7 @@ from azr_jax.parallel import sharding as shd
 from azr_jax.run.checkpointing import Checkpointer
 from azr_jax.run.records import Progress, RunLogger, write_config
 from azr_jax.run.sample_limits import SampleLimits
-from azr_jax.sampling.engine import Engine
+from azr_jax.sampling.engine import MIN_WINDOW, Engine
 from azr_jax.sampling.generate import Generator
 from azr_jax.sampling.sampler import Sampler
 from azr_jax.sampling.settings import settings_from_model_dir
@@ -383,6 +383,7 @@ def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
         max_cache_length=max_cache_length,
         prefill_batch=prefill,
         rules=sampler_rules(config),
+        min_window=g.get("min_window", MIN_WINDOW) or None,
     )
 
 

@@ -255,9 +255,12 @@ def chunk(
     stop_table: jax.Array | None = None,
     gather_per_step: bool = False,
     window: int | None = None,
+    free_to_stop: jax.Array | int | None = None,
 ) -> EngineState:
-    """Up to `steps` decode steps; stops early once every slot is done. `gather_per_step`: as
-    `sampler.decode`'s (fsdp-sharded weights gathered a layer at a time inside the loop).
+    """Up to `steps` decode steps; stops early once every slot is done, or once
+    `free_to_stop` (an int32 scalar, a traced argument) slots are done or free: enough for the
+    host to prefill a waiting group. `gather_per_step`: as `sampler.decode`'s (fsdp-sharded
+    weights gathered a layer at a time inside the loop).
     `window` W < S: the steps see cache slots [0, W) only (every live row must end below
     W - steps; the host picks W so, `Session._window`); the window is copied out once before
     the loop and back once after it, the rest of the cache untouched."""
@@ -266,7 +269,9 @@ def chunk(
         inner = state._replace(
             cache=[{k: v[:, :, :window] for k, v in c.items()} for c in state.cache]
         )
-        out = chunk(params, cfg, inner, steps, settings, stop_table, gather_per_step)
+        out = chunk(
+            params, cfg, inner, steps, settings, stop_table, gather_per_step, None, free_to_stop
+        )
         cache = [
             {k: shd.constrain(big[k].at[:, :, :window].set(c[k]), model_lib.CACHE_AXES) for k in c}
             for big, c in zip(state.cache, out.cache, strict=True)
@@ -276,7 +281,10 @@ def chunk(
 
     def cond(carry):
         i, s = carry
-        return (i < steps) & ~jnp.all(s.done)
+        go = (i < steps) & ~jnp.all(s.done)
+        if free_to_stop is not None:
+            go &= jnp.sum(s.done.astype(jnp.int32)) < free_to_stop
+        return go
 
     def body(carry):
         i, s = carry
@@ -392,8 +400,8 @@ class Engine:
             keys = jax.random.wrap_key_data(key_data)  # [M, 2] uint32 -> [M] keys
             return insert(params, cfg, state, tokens, lengths, slots, keys, settings, per_step)
 
-        def dec(window, params, state, table):
-            return chunk(params, cfg, state, steps, settings, table, per_step, window)
+        def dec(window, params, state, table, free_to_stop):
+            return chunk(params, cfg, state, steps, settings, table, per_step, window, free_to_stop)
 
         chunks: dict[int, Any] = {}
 
@@ -405,13 +413,13 @@ class Engine:
                 else:
                     chunks[window] = jax.jit(
                         fn,
-                        in_shardings=(self.param_shardings, st, tab),
+                        in_shardings=(self.param_shardings, st, tab, rep),
                         out_shardings=st,
                         donate_argnums=1,
                     )
             return chunks[window]
 
-        st = tab = None
+        st = tab = rep = None
         if mesh is None:
             out = (jax.jit(init), jax.jit(ins, donate_argnums=1), chunk_for)
         else:
@@ -535,7 +543,10 @@ class Session:
         with _mesh_context(e.mesh):
             self._fill()
             window = self._window()
-            self.state = self._chunk(window)(self.params, self.state, self.table)
+            # stop the chunk as soon as a waiting group could be prefilled (never, if none waits)
+            need = min(e.prefill_batch, len(self.queue)) if self.queue else e.slots + 1
+            free = np.int32(max(need, sum(o is None for o in self.owner) + 1))
+            self.state = self._chunk(window)(self.params, self.state, self.table, e._place(free))
             done, lengths = distributed.fetch((self.state.done, self.state.lengths))
             self.length[:] = lengths
             self.chunks += 1

@@ -57,6 +57,7 @@ def test_default_config_is_valid():
         ("engine.chunk", 0, r"--config\.engine\.chunk"),
         ("engine.prefill_batch", 3, r"--config\.engine\.prefill_batch.*multiple"),
         ("engine.prefill_batch", 6, r"--config\.engine\.prefill_batch.*no larger than the 4"),
+        ("engine.min_window", -1, r"--config\.engine\.min_window.*or 0 to read the whole cache"),
         ("model.base", "pretrained", r"--config\.model\.base.*warmstart"),
         ("warmstart.steps", 0, r"--config\.warmstart\.steps"),
         ("azr.diversity_penalty", -0.1, r"--config\.azr\.diversity_penalty"),

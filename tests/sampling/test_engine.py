@@ -13,6 +13,7 @@ shapes: slots = its rows, prefill batch = its prompts, cache length = its prompt
 requests still arrive shuffled, finish at different steps (many EOS ids) and refill slots.
 """
 
+import functools
 import re
 
 import jax
@@ -22,7 +23,7 @@ import pytest
 from azr_jax.model import hf_io
 from azr_jax.parallel import sharding as shd
 from azr_jax.sampling import stop_strings as stops
-from azr_jax.sampling.engine import Engine, Request, assign_rows, window_sizes
+from azr_jax.sampling.engine import Engine, Request, assign_rows, chunk, window_sizes
 from azr_jax.sampling.generate import Generator
 from azr_jax.sampling.sampler import Sampler, row_keys
 from azr_jax.sampling.settings import SamplingSettings
@@ -141,7 +142,7 @@ def test_fsdp_sharded_insert_and_chunk_gather_one_layer_at_a_time(rules, per_lay
     rows = (np.zeros((m, P), np.int32), np.ones((m,), np.int32), np.arange(m, dtype=np.int32))
     texts = {
         "insert": ins.lower(params, state, *rows, keys).as_text(),
-        "chunk": dec(engine.windows[-1]).lower(params, state, None).as_text(),
+        "chunk": dec(engine.windows[-1]).lower(params, state, None, np.int32(9)).as_text(),
     }
     for name, text in texts.items():
         barriers = text.count("stablehlo.optimization_barrier")
@@ -247,6 +248,31 @@ def test_windowed_chunks_match_the_whole_cache(family):
         np.testing.assert_allclose(windowed[tag].logprobs, c.logprobs, rtol=0, atol=2e-5)
 
 
+def test_chunk_stops_once_enough_slots_are_free():
+    """`free_to_stop`: the chunk returns after the first step at which that many slots are done
+    (a waiting group can then be prefilled), not after all k steps; the bits are the same."""
+    cfg, params, _ = _load("qwen2")
+    reqs, _ = _static_reference(cfg, params, None, SETTINGS, calls=1)
+    engine = Engine(cfg, slots=4, chunk=N, max_cache_length=P + N, prefill_batch=4)
+    session = engine.session(params, SETTINGS)
+    session.submit(reqs[:4])
+    session._fill()
+    start = session.state
+
+    def run(steps, free):
+        fn = functools.partial(chunk, cfg=cfg, steps=steps, settings=SETTINGS)
+        return jax.jit(lambda p, s, f: fn(p, state=s, free_to_stop=f))(params, start, free)
+
+    whole = run(N, None)
+    ends = np.sort(np.asarray(whole.lengths))  # the step at which each slot is done
+    assert len(set(ends.tolist())) > 1, ends
+    for free in (1, 2, 3):
+        early = run(N, np.int32(free))
+        stop = ends[free - 1]  # the step at which `free` slots are done
+        np.testing.assert_array_equal(early.lengths, np.minimum(whole.lengths, stop))
+        np.testing.assert_array_equal(early.tokens[:, :stop], whole.tokens[:, :stop])
+
+
 def test_greedy_stop_strings_through_the_generator():
     """Generator on the engine vs on the static sampler: same texts, tokens and log-probs, with
     stop strings (the stop automaton runs per slot) and greedy decoding."""
@@ -281,7 +307,7 @@ def test_chunk_updates_the_cache_in_place():
     assert session.state.cache[0]["k"].shape == (4, cfg.num_kv_heads, P + N, cfg.head_dim)
     assert engine.windows == (16, 24, P + N)
     for window in (24, P + N):  # a window is copied out and back; the whole cache never
-        chunk = session._chunk(window).lower(session.params, session.state, None)
+        chunk = session._chunk(window).lower(session.params, session.state, None, np.int32(5))
         assert cache_copies(chunk.compile().as_text(), shape) == [], window
 
 
