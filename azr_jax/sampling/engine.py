@@ -543,8 +543,15 @@ class Session:
         with _mesh_context(e.mesh):
             self._fill()
             window = self._window()
-            # stop the chunk as soon as a waiting group could be prefilled (never, if none waits)
-            need = min(e.prefill_batch, len(self.queue)) if self.queue else e.slots + 1
+            # Stop the chunk early once a waiting group could be prefilled, and at least a quarter
+            # of the slots are free: each chunk costs a dispatch and its window's copies, so one
+            # per finished row would cost more than the idle slot-steps it saves (never, if none
+            # waits).
+            need = (
+                max(min(e.prefill_batch, len(self.queue)), e.slots // 4)
+                if self.queue
+                else e.slots + 1
+            )
             free = np.int32(max(need, sum(o is None for o in self.owner) + 1))
             self.state = self._chunk(window)(self.params, self.state, self.table, e._place(free))
             done, lengths = distributed.fetch((self.state.done, self.state.lengths))
