@@ -392,7 +392,7 @@ def compile_engine(cfg: ModelConfig, c, mesh, copy: bool) -> tuple[Any, Any]:
     )
     settings = _settings(c, n=1)  # one sample per request: the n rollouts are n requests
     engine.check(p, settings)
-    _, ins, dec = engine.programs(settings, (STOP_STATES, cfg.vocab_size))
+    _, ins, dec, _ = engine.programs(settings, (STOP_STATES, cfg.vocab_size))
     params = jax.tree_util.tree_map(
         lambda a, sh: _struct(a.shape, a.dtype, sh),
         model_lib.abstract_params(cfg),

@@ -187,6 +187,36 @@ def insert_cache_rows(
     )(cache, rows, local)
 
 
+def copy_rows(
+    x: jax.Array,  # [L, ...] one slot-major array (the engine state's fields, a cache layer)
+    src: jax.Array,  # [C] int32 slot to copy from
+    dst: jax.Array,  # [C] int32 slot to copy into; >= L: a padding pair (dropped)
+    logical: Sequence[str | None],  # the logical axes of x
+) -> jax.Array:
+    """`x[dst[c]] = x[src[c]]` along the slot axis. Under a mesh the slots split over data x fsdp
+    and each shard copies only pairs whose source and target both lie in its block (the engine's
+    scheduler makes no other; any other is dropped): no row moves between chips."""
+
+    def local(x, src, dst, block):
+        per = x.shape[0]
+        lo = block * per
+        mine = (src >= lo) & (src < lo + per) & (dst >= lo) & (dst < lo + per)
+        rows = x[jnp.where(mine, src - lo, 0)]
+        return x.at[jnp.where(mine, dst - lo, per)].set(rows, mode="drop")
+
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty:
+        return local(x, src, dst, 0)
+    pspec = spec(logical)
+
+    def per_shard(x, src, dst):
+        return local(x, src, dst, jax.lax.axis_index(BATCH_AXES))
+
+    return jax.shard_map(
+        per_shard, in_specs=(pspec, PartitionSpec(), PartitionSpec()), out_specs=pspec
+    )(x, src, dst)
+
+
 def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
     """Sharding of a batch-major array: rows over data x fsdp, the rest replicated."""
     return NamedSharding(mesh, PartitionSpec(BATCH_AXES, *([None] * (ndim - 1))))

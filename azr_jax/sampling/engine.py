@@ -22,9 +22,14 @@ they equal the static sampler's when L, M and S equal its rows, prompts and cach
 other shapes the tokens agree but log-probs may differ in the last bits (~1e-6). Under an
 fsdp-8 mesh with one prefill row per device the log-probs also differ in the last bits.
 
-Two programs, each jitted once per (settings, shapes), the engine state donated:
+Three programs, each jitted once per (settings, shapes), the engine state donated:
   `insert`  prefills M waiting requests ([M, P] left-padded) and scatters their cache rows,
             next-token logits and bookkeeping into M free slots (slot index L: a padding row).
+  `clone`   gives the other samples of a prompt just prefilled (a request of n samples is n
+            requests with one prompt) a copy of its slot: cache row, logits, bookkeeping, each
+            with its own key. One prefill serves all n samples (AZR's n difficulty rollouts,
+            pass@k), with the bits n prefills would give (the same computation at the same
+            shapes); a copy stays on its chips (`sharding.copy_rows`).
   `chunk`   runs up to k decode steps over all L slots (a `while_loop` that stops early when
             every slot is done): each samples from its logits, then feeds the token; finished
             and free slots compute but write nothing. It reads the cache's first W slots only,
@@ -192,6 +197,24 @@ def insert(
         logits=shd.constrain(put(state.logits, logits), ("batch", "act_vocab")),
         cache=new_cache,
     )
+
+
+def clone(
+    state: EngineState,
+    src: jax.Array,  # [C] int32 slot just prefilled with the prompt
+    dst: jax.Array,  # [C] int32 free slot for another sample of it; L: a padding pair
+    key_data: jax.Array,  # [C, 2] uint32 the new requests' keys
+) -> EngineState:
+    """Slots dst[c] start the request of slot src[c] over, with their own keys (the source has
+    not decoded yet: its logits are still the prompt's)."""
+    axes = state_axes(len(state.cache))
+    copied = jax.tree.map(
+        lambda x, logical: shd.copy_rows(x, src, dst, logical),
+        state._replace(keys=None),
+        axes._replace(keys=None),
+    )
+    keys = jax.random.wrap_key_data(key_data)
+    return copied._replace(keys=state.keys.at[dst].set(keys, mode="drop"))
 
 
 def decode_step(
@@ -384,8 +407,8 @@ class Engine:
         return shd.tree_shardings(abstract, state_axes(self.cfg.num_layers), self.mesh, self.rules)
 
     def programs(self, settings: SamplingSettings, table_shape):
-        """(init, insert, chunk) jitted for these settings (jit caches the insert shapes);
-        `chunk(window)` is the decode chunk over the cache's first `window` slots."""
+        """(init, insert, chunk, clone) jitted for these settings (jit caches the insert
+        shapes); `chunk(window)` is the decode chunk over the cache's first `window` slots."""
         key = (settings, table_shape)
         if key in self._programs:
             return self._programs[key]
@@ -421,7 +444,12 @@ class Engine:
 
         st = tab = rep = None
         if mesh is None:
-            out = (jax.jit(init), jax.jit(ins, donate_argnums=1), chunk_for)
+            out = (
+                jax.jit(init),
+                jax.jit(ins, donate_argnums=1),
+                chunk_for,
+                jax.jit(clone, donate_argnums=0),
+            )
         else:
             st = self._state_shardings(settings)
             rep = shd.replicated(mesh)
@@ -436,6 +464,9 @@ class Engine:
                     donate_argnums=1,
                 ),
                 chunk_for,
+                jax.jit(
+                    clone, in_shardings=(st, rep, rep, rep), out_shardings=st, donate_argnums=0
+                ),
             )
         self._programs[key] = out
         return out
@@ -501,9 +532,10 @@ class Session:
     """One queue over the engine's slots, for one set of params and settings.
 
     `submit` requests at any time; each `step` fills free slots from the queue (lowest
-    priority value first, oldest first among equals), runs one decode chunk and returns the
-    requests that finished in it. Counters: `tokens` generated, `chunks` run, `device_s` spent
-    in device calls (waiting on their results).
+    priority value first, oldest first among equals; a request right behind one with the same
+    prompt takes a copy of its slot rather than a prefill row), runs one decode chunk and
+    returns the requests that finished in it. Counters: `tokens` generated, `chunks` run,
+    `copies` made, `device_s` spent in device calls (waiting on their results).
     """
 
     def __init__(self, engine: Engine, params, settings: SamplingSettings, stop_table):
@@ -511,7 +543,7 @@ class Session:
         table = None if stop_table is None else np.asarray(stop_table, np.int32)
         self.table = None if table is None else engine._resident(table)  # sent once, not a chunk
         shape = None if stop_table is None else tuple(stop_table.shape)
-        init, self._insert, self._chunk = engine.programs(settings, shape)
+        init, self._insert, self._chunk, self._clone = engine.programs(settings, shape)
         with _mesh_context(engine.mesh):
             self.state = init()
         # heap of (priority, arrival, bucket, request): the next request to prefill at [0]
@@ -523,7 +555,7 @@ class Session:
         self.base = np.zeros((engine.slots,), np.int64)
         self.length = np.zeros((engine.slots,), np.int64)
         self.windows: dict[int, int] = {}  # chunks run per window
-        self.tokens = self.chunks = 0
+        self.tokens = self.chunks = self.copies = 0  # copies: samples started by `clone`
         self.device_s = 0.0
 
     def submit(self, request: Request | Iterable[Request], priority: int = 0) -> None:
@@ -594,10 +626,25 @@ class Session:
         # wait until a full group of slots is free (or the queue holds fewer requests).
         if busy and len(pairs) < min(e.prefill_batch, len(self.queue)):
             return
+        per_slot = e.slots // shards
         while pairs and self.queue:
             bucket = self.queue[0][2]
-            group = []
-            while self.queue and self.queue[0][2] == bucket and len(group) < len(pairs):
+            group = []  # one request per prefill row
+            copies = []  # (source slot, free slot, request): another sample of a grouped prompt
+            spare = [s for s in free if s not in {slot for _, slot in pairs}]
+            while self.queue and self.queue[0][2] == bucket:
+                r = self.queue[0][3]
+                if group and _same_prompt(r, group[-1]):
+                    source = pairs[len(group) - 1][1]
+                    # a free slot on the source's chips, not needed by this insert
+                    shard = [s for s in spare if s // per_slot == source // per_slot]
+                    if shard:
+                        heapq.heappop(self.queue)
+                        spare.remove(shard[0])
+                        copies.append((source, shard[0], r))
+                        continue
+                if len(group) == len(pairs):
+                    break
                 group.append(heapq.heappop(self.queue)[3])
             m = e.prefill_batch  # always M rows: one shape, so one kernel choice (see above)
             tokens = np.zeros((m, bucket), np.int32)
@@ -621,8 +668,29 @@ class Session:
             for (_, slot), r in zip(pairs, group, strict=False):
                 self.owner[slot] = r
                 self.base[slot], self.length[slot] = bucket, 0
+            if copies:
+                self._copy(copies, bucket)
             free = [s for s in free if self.owner[s] is None]
             pairs = assign_rows(free, e.slots, e.prefill_batch, shards)
+
+    def _copy(self, copies: list[tuple[int, int, Request]], bucket: int) -> None:
+        """Starts each (source, slot, request) as a copy of its source slot, just prefilled."""
+        e = self.engine
+        src = np.zeros((e.slots,), np.int32)
+        dst = np.full((e.slots,), e.slots, np.int32)  # out of range: dropped
+        keys = np.zeros((e.slots, 2), np.uint32)
+        for c, (source, slot, r) in enumerate(copies):
+            src[c], dst[c], keys[c] = source, slot, _key_data(r.key)
+            self.owner[slot] = r
+            self.base[slot], self.length[slot] = bucket, 0
+        self.copies += len(copies)
+        self.state = self._clone(self.state, e._place(src), e._place(dst), e._place(keys))
+
+
+def _same_prompt(a: Request, b: Request) -> bool:
+    return a.prompt_ids is b.prompt_ids or (
+        a.prompt_ids.shape == b.prompt_ids.shape and np.array_equal(a.prompt_ids, b.prompt_ids)
+    )
 
 
 def assign_rows(free: list[int], slots: int, rows: int, shards: int) -> list[tuple[int, int]]:

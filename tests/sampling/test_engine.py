@@ -136,7 +136,7 @@ def test_fsdp_sharded_insert_and_chunk_gather_one_layer_at_a_time(rules, per_lay
     engine = Engine(
         cfg, mesh, slots=8, chunk=2, max_cache_length=P + N, prefill_batch=m, rules=rules
     )
-    init, ins, dec = engine.programs(SETTINGS, None)
+    init, ins, dec, _ = engine.programs(SETTINGS, None)
     state = jax.eval_shape(init)
     keys = np.zeros((m, 2), np.uint32)  # the requests' raw key data
     rows = (np.zeros((m, P), np.int32), np.ones((m,), np.int32), np.arange(m, dtype=np.int32))
@@ -166,7 +166,7 @@ def test_sharded_insert_moves_no_prompt_rows_between_chips():
     mesh = shd.make_mesh(2, 2, 2)
     m = 4
     engine = Engine(cfg, mesh, slots=8, chunk=2, max_cache_length=P + N, prefill_batch=m)
-    _, ins, _ = engine.programs(SETTINGS, None)
+    _, ins, _, _ = engine.programs(SETTINGS, None)
     state = jax.eval_shape(engine.programs(SETTINGS, None)[0])
     keys = np.zeros((m, 2), np.uint32)  # the requests' raw key data
     rows = (np.zeros((m, P), np.int32), np.ones((m,), np.int32), np.arange(m, dtype=np.int32))
@@ -176,6 +176,25 @@ def test_sharded_insert_moves_no_prompt_rows_between_chips():
     gathered = re.findall(rf"= f32\[{m},{kv},{P},{cfg.head_dim}\][^ ]* all-gather", hlo)
     assert not gathered, gathered[:2]
     assert "all-gather" in hlo or "all-reduce" in hlo  # a partitioned program all the same
+
+
+def test_sharded_clone_moves_no_cache_rows_between_chips():
+    """Under data x fsdp the clone copies each slot's cache row within its own shard: the
+    compiled program gathers or reduces no cache block (a copy with replicated slot indices
+    would gather every row of the cache onto every chip)."""
+    cfg, params, _ = _load("qwen2")
+    mesh = shd.make_mesh(2, 2, 2)
+    engine = Engine(cfg, mesh, slots=8, chunk=2, max_cache_length=P + N, prefill_batch=4)
+    init, _, _, clone = engine.programs(SETTINGS, None)
+    state = jax.eval_shape(init)
+    pairs = (np.arange(8, dtype=np.int32), np.full((8,), 8, np.int32), np.zeros((8, 2), np.uint32))
+    with jax.set_mesh(mesh):
+        hlo = clone.lower(state, *pairs).compile().as_text()
+    kv = cfg.num_kv_heads // 2  # over tensor=2
+    block = re.compile(rf"f32\[\d+,{kv},{P + N},{cfg.head_dim}\]")
+    collective = re.compile(r"= .*\b(all-gather|all-reduce|all-to-all|collective-permute)\(")
+    moved = [line for line in hlo.splitlines() if collective.search(line) and block.search(line)]
+    assert not moved, moved[:2]
 
 
 def test_results_do_not_depend_on_schedule():
@@ -271,6 +290,27 @@ def test_chunk_stops_once_enough_slots_are_free():
         stop = ends[free - 1]  # the step at which `free` slots are done
         np.testing.assert_array_equal(early.lengths, np.minimum(whole.lengths, stop))
         np.testing.assert_array_equal(early.tokens[:, :stop], whole.tokens[:, :stop])
+
+
+@pytest.mark.parametrize("mesh_shape", [None, (2, 2, 2)])
+def test_samples_of_one_prompt_share_its_prefill_bitwise(mesh_shape):
+    """A request right behind one with the same prompt (n samples of a prompt) starts as a copy
+    of that one's freshly prefilled slot (on its own chips under a mesh) instead of a prefill
+    of its own: fewer prefills, and still the static sampler's tokens and log-probs, bitwise."""
+    cfg, params, _ = _load("qwen2")
+    mesh = None if mesh_shape is None else shd.make_mesh(*mesh_shape)
+    reqs, expected = _static_reference(cfg, params, mesh, SETTINGS, calls=2)
+    engine = Engine(
+        cfg, mesh, slots=B * NS, chunk=3, max_cache_length=P + N, prefill_batch=B
+    )  # fmt: skip
+    session = engine.session(params, SETTINGS)
+    session.submit(reqs)  # in order: sample j + 1 of a prompt right behind sample j
+    out = []
+    while session.busy():
+        out += session.step()
+    assert len(out) == len(reqs)
+    assert session.copies >= len(reqs) // (2 * NS), session.copies  # many samples were copies
+    _assert_same(out, expected)
 
 
 def test_greedy_stop_strings_through_the_generator():
