@@ -32,6 +32,7 @@ flags.DEFINE_integer("azr_batch", 4, "Proposals and solves per (task type, role)
 flags.DEFINE_integer("max_new_tokens", 64, "Rollout length cap.")
 flags.DEFINE_integer("repeats", 2, "Timed runs per side (the best is kept).")
 flags.DEFINE_integer("chunk", 0, "Engine decode steps per device call (0: the config's).")
+flags.DEFINE_integer("n_rollouts", 0, "Difficulty rollouts per valid proposal (0: the config's).")
 FLAGS = flags.FLAGS
 
 
@@ -48,6 +49,7 @@ def main(_):
     config.azr.batch_size = FLAGS.azr_batch
     config.sampling.max_new_tokens = FLAGS.max_new_tokens
     config.engine.chunk = FLAGS.chunk or config.engine.chunk
+    config.azr.n_rollouts = FLAGS.n_rollouts or config.azr.n_rollouts
     run = trainer.setup(config)
     run.policy.params, run.policy.step = run.state.params, 0
     share = selfplay.HostShare()
@@ -76,7 +78,7 @@ def main(_):
         return sum(v for k, v in m.items() if k.endswith("valid_rate"))
 
     out = dict(
-        azr_batch=FLAGS.azr_batch, task_types=list(config.azr.task_types),
+        azr_batch=FLAGS.azr_batch, n_rollouts=config.azr.n_rollouts, task_types=list(config.azr.task_types),
         max_new_tokens=FLAGS.max_new_tokens, slots=config.engine.slots or config.sampling.batch_size,
         chunk=config.engine.chunk, streaming_s=best["streaming"], phased_s=best["phased"],
         phased_static_s=best["phased_static"],
