@@ -349,7 +349,9 @@ class Engine:
       slots: decode slots L (a multiple of the mesh's data x fsdp).
       chunk: decode steps k per device call between host scheduling.
       max_cache_length: S, the most cache slots a request may need (prompt bucket + N).
-      prompt_buckets: allowed padded prompt lengths (default: powers of two from 16).
+      prompt_buckets: allowed padded prompt lengths (default: from 16, two a doubling, x1.5
+        and x2, as `window_sizes`: a prefill's cost grows faster than its length, and each
+        bucket is one more insert program, compiled when first used).
       prefill_batch: the most requests prefilled by one insert (rounded to powers of two).
       rules: parameter sharding rules (default `sharding.sampling_rules`).
       min_window: the smallest cache window a chunk reads (`window_sizes`); None: always all S.
@@ -371,10 +373,8 @@ class Engine:
             raise ValueError(f"slots={slots}, chunk={chunk}: both must be >= 1")
         self.cfg, self.mesh, self.slots, self.chunk_steps = cfg, mesh, slots, chunk
         self.max_cache_length = max_cache_length or cfg.max_position_embeddings
-        if prompt_buckets is None:  # powers of two from 16, as generate.length_buckets
-            prompt_buckets = [16]
-            while prompt_buckets[-1] < self.max_cache_length:
-                prompt_buckets.append(2 * prompt_buckets[-1])
+        if prompt_buckets is None:  # 16, 24, 32, 48, ...: a prompt pads by at most a half
+            prompt_buckets = window_sizes(self.max_cache_length, 16)
         self.prompt_buckets = tuple(sorted(prompt_buckets))
         self.windows = window_sizes(self.max_cache_length, min_window)
         self.prefill_batch = max(1, min(prefill_batch or slots, slots))

@@ -102,27 +102,51 @@ def run_step_streaming(
     solved: dict[int, list[bool]] = {}
     solve_eps: list[Episode | None] = [None] * len(solve_items)
     solve_grades: list[Any] = [None] * len(solve_items)
-    checks: list[tuple[str, int, Future]] = []  # host checks in flight
+    checks: list[tuple[str, list[int], list[int], Future]] = []  # host checks in flight
+
+    # Host checks wait in `pending` and go to the host in one call per kind whenever it is free:
+    # the executor pool runs a call's programs side by side, so one call a request would leave it
+    # running one program at a time while the queue decodes the next ones.
+    pending: dict[str, list[tuple[int, Any, list[str]]]] = {
+        "validate": [], "grade": [], "estimate_grade": []
+    }  # fmt: skip
 
     def on_decoded(phase: str, i: int, rows: list[tuple]) -> None:
-        """2. a finished request goes straight to its host check."""
+        """2. a finished request goes to its host check."""
         tokens[phase] += sum(len(r[1]) for r in rows)
         if phase == "propose":
             t, text, _ = items[i]
             prop_eps[i] = _episodes(group_id(t, Role.PROPOSER), [text], [rows])[0]
             parsed[i] = parse_proposals(s, [items[i]], [prop_eps[i]])[0]
             if parsed[i][1] is not None:
-                check("validate", i, validate, pool, [parsed[i][1]])
+                pending["validate"].append((i, parsed[i][1], []))
         elif phase == "solve":
             t = solve_items[i][0]
             solve_eps[i] = _episodes(group_id(t, Role.SOLVER), [solve_texts[i]], [rows])[0]
-            check("grade", i, grade, pool, [solve_items[i]], [solve_eps[i].response])
+            pending["grade"].append((i, solve_items[i], [solve_eps[i].response]))
         else:  # estimate: the n rollouts of proposal i (graded, not trained on)
             item = (items[i][0], tasks[i])
-            check("estimate_grade", i, grade, pool, [item] * len(rows), [r[3] for r in rows])
+            pending["estimate_grade"].append((i, item, [r[3] for r in rows]))
 
-    def check(kind: str, i: int, fn, *args) -> None:
-        checks.append((kind, i, host.submit(timed, kind, fn, *args)))
+    def flush() -> None:
+        """Every kind's waiting checks, one call each, once the host has nothing in flight."""
+        if checks:
+            return
+        for kind, todo in pending.items():
+            if not todo:
+                continue
+            idx = [i for i, _, _ in todo]
+            if kind == "validate":
+                args = ([job for _, job, _ in todo],)
+            else:  # one (task, response) pair per response
+                args = (
+                    [item for _, item, texts in todo for _ in texts],
+                    [text for _, _, texts in todo for text in texts],
+                )
+            sizes = [max(len(texts), 1) for _, _, texts in todo]
+            fn = validate if kind == "validate" else grade
+            checks.append((kind, idx, sizes, host.submit(timed, kind, fn, pool, *args)))
+            todo.clear()
 
     def on_checked(kind: str, i: int, result: list) -> None:
         """3. a valid proposal's difficulty rollouts join the queue at once."""
@@ -138,17 +162,22 @@ def run_step_streaming(
         else:
             solved[i] = [c for _, c, _ in result]
 
-    while queue.busy() or checks:
+    while queue.busy() or checks or any(pending.values()):
         if queue.busy():
             for (phase, i), rows in timed("decode", queue.step):
                 on_decoded(phase, i, rows)
         elif checks:  # nothing to decode: the device waits on the host
             t = time.perf_counter()
-            checks[0][2].result()
+            checks[0][3].result()
             device_wait += time.perf_counter() - t
-        for c in [c for c in checks if c[2].done()]:
+        for c in [c for c in checks if c[3].done()]:
             checks.remove(c)
-            on_checked(c[0], c[1], c[2].result())
+            kind, idx, sizes, result = c[0], c[1], c[2], c[3].result()
+            start = 0
+            for i, n in zip(idx, sizes, strict=True):
+                on_checked(kind, i, result[start : start + n])
+                start += n
+        flush()
 
     # 4. rewards of both roles (as in step.run_step).
     new_tasks: dict[TaskType, list] = {t: [] for t in s.task_types}
