@@ -409,7 +409,7 @@ def _offloaded_remat(layer: nnx.Module, x, positions, kv_mask, segment_ids) -> j
     """One block under remat whose only saved value, its input x [B, T, D], lives in pinned host
     memory between the forward and the backward pass (`ModelConfig.remat_offload`).
 
-    A custom VJP with three orderings the TPU compiler keeps (each one found missing in its
+    A custom VJP with four orderings the TPU compiler keeps (each one found missing in its
     compiled programs, scripts/compile_tpu.py; tests/scripts/test_compile_tpu.py checks the
     result): (1) the forward waits for the copy to host before the block's output moves on, so
     the device copy dies with the block (with a `jax.checkpoint` offload policy the copy was
@@ -417,7 +417,10 @@ def _offloaded_remat(layer: nnx.Module, x, positions, kv_mask, segment_ids) -> j
     fetches x only once the block's output cotangent exists (`_fetch_after`; a plain
     device_put was fetched back right after the copy out, and an optimization barrier did not
     hold it); (3) the recomputation gathers its weights anew (a barrier on them), rather than
-    sharing the forward's gathered fsdp weights, which then stayed alive for every layer.
+    sharing the forward's gathered fsdp weights, which then stayed alive for every layer;
+    (4) the block's parameter gradients are complete before its input's cotangent moves on (a
+    barrier on both): the k/v bias gradients (sums of the [B, T, K, H] cotangents) were left to
+    the end of the backward pass, one [B, T, K, H] cotangent kept per layer until then.
     The numbers equal plain remat's (tests/model/test_transformer.py).
     """
     graphdef, state = nnx.split(layer)
@@ -440,7 +443,7 @@ def _offloaded_remat(layer: nnx.Module, x, positions, kv_mask, segment_ids) -> j
         state, dy = jax.lax.optimization_barrier((state, dy))  # (3): no sharing with the forward
         x = _fetch_after(saved, dy)
         _, vjp = jax.vjp(lambda s, x: apply(s, x, rest), state, x)
-        d_state, dx = vjp(dy)
+        d_state, dx = jax.lax.optimization_barrier(vjp(dy))  # (4)
         return d_state, dx, jax.tree.map(lambda _: None, rest)
 
     run.defvjp(fwd, bwd)

@@ -51,6 +51,20 @@ TRAIN_RULES: dict[str, Any] = {
 SAMPLE_RULES: dict[str, Any] = {**TRAIN_RULES, "embed": None}
 
 
+# The TPU compiler's options for programs that gather fsdp-sharded weights in a long forward and
+# backward pass (the train step). Its "windowed einsum" (collective matmul) runs a weight's fsdp
+# all-gather, or a weight gradient's reduce-scatter, as a loop of partial matmuls into an output
+# buffer that the scheduler allocates when the micro-batch loop's body starts: every layer's
+# q/k/v projection outputs ([rows, T, N, H] and 2 x [rows, T, K, H], 0.22 GiB a layer for
+# qwen2.5-coder-14b at 16,384 tokens a chip) and weight-gradient shards were live from the first
+# layer's forward on, 0.31 GiB a layer in all (scripts/compile_tpu.py). Plain (asynchronous)
+# all-gathers and reduce-scatters instead: the same products, each buffer live only in its layer.
+TPU_COMPILER_OPTIONS: dict[str, Any] = {
+    "xla_tpu_enable_windowed_einsum_for_all_gather": False,
+    "xla_tpu_enable_windowed_einsum_for_reduce_scatter": False,
+}
+
+
 def make_mesh(
     data: int = -1, fsdp: int = 1, tensor: int = 1, devices: Sequence[Any] | None = None
 ) -> Mesh:
@@ -85,6 +99,12 @@ def make_mesh(
     except Exception:  # noqa: BLE001 - CPU / odd topologies: plain order is fine
         grid = np.asarray(devices, dtype=object).reshape(shape)
     return Mesh(grid, MESH_AXES)
+
+
+def compiler_options(mesh: Mesh) -> dict[str, Any]:
+    """`jax.jit`'s compiler_options for a program over `mesh`: `TPU_COMPILER_OPTIONS` on TPU
+    devices (real or a compile-only topology's), none elsewhere (other compilers reject them)."""
+    return dict(TPU_COMPILER_OPTIONS) if mesh.devices.flat[0].platform == "tpu" else {}
 
 
 def spec(logical: Sequence[str | None], rules: Mapping[str, Any] = TRAIN_RULES) -> PartitionSpec:

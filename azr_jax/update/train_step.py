@@ -306,6 +306,7 @@ def jit_train_step(
         in_shardings=(sh, shd.batch_sharding(mesh, 1), repl),
         out_shardings=(sh, repl),
         donate_argnums=0,
+        compiler_options=shd.compiler_options(mesh),
     )
 
     def step(state: TrainState, batch: PGBatch, rng: jax.Array):
