@@ -631,7 +631,8 @@ class Session:
             bucket = self.queue[0][2]
             group = []  # one request per prefill row
             copies = []  # (source slot, free slot, request): another sample of a grouped prompt
-            spare = [s for s in free if s not in {slot for _, slot in pairs}]
+            taken = {slot for _, slot in pairs}
+            spare = [s for s in free if s not in taken]
             while self.queue and self.queue[0][2] == bucket:
                 r = self.queue[0][3]
                 if group and _same_prompt(r, group[-1]):
