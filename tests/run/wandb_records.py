@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 _BLOCK = 32 * 1024
@@ -29,6 +30,8 @@ def records(path: Path) -> list:
             continue
         _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
         body = data[pos + 7 : pos + 7 + length]
+        if len(body) < length:  # a record still being written
+            break
         pos += 7 + length
         if kind == _FULL:
             chunks.append(body)
@@ -43,11 +46,28 @@ def records(path: Path) -> list:
     return [pb.Record.FromString(c) for c in chunks]
 
 
+def finished_records(path: Path, timeout_s: float = 60.0) -> list:
+    """`records(path)` once the file ends with the run's "exit" record.
+
+    `run.finish()` can return before W&B's service process has written the run's last records
+    (seen on a loaded CI machine: the final history row missing), so wait for the file to be whole.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = records(path)
+        if found and found[-1].WhichOneof("record_type") == "exit":
+            return found
+        if time.monotonic() > deadline:
+            kinds = [r.WhichOneof("record_type") for r in found]
+            raise AssertionError(f"{path}: no exit record after {timeout_s:.0f} s; records {kinds}")
+        time.sleep(0.2)
+
+
 def history(run_dir: Path) -> tuple[str, list[dict]]:
     """(run id, history rows as {key: value}) of every offline run under `run_dir`/wandb."""
     rows, ids = [], set()
     for path in sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb")):
-        for r in records(path):
+        for r in finished_records(path):
             kind = r.WhichOneof("record_type")
             if kind == "run":
                 ids.add(r.run.run_id)
