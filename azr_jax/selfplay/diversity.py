@@ -4,8 +4,11 @@ Proposer collapse (one family of programs taking over the buffer) is the failure
 report. This module measures it and offers a diversity-aware proposer reward (off by default):
 
 - `normalize_program(src)`: the program with its identifiers renamed in order of first use
-  (`v0, v1, ...`; builtins, attributes and `f` kept) and its layout made canonical by
-  `ast.unparse`, so renaming and whitespace do not make a program "new".
+  (`v0, v1, ...`; builtins, attributes and `f` kept), its dead code dropped (statements after
+  a `return`, `raise`, `break` or `continue` in the same block; `if <constant>:` replaced by
+  the branch it takes) and its layout made canonical by `ast.unparse`, so renaming, whitespace
+  and padding do not make a program "new". (A 300-step self-play run with the diversity
+  penalty, 2026-12-04, learned to pad one program, `return min(x)`, with unreachable lines.)
 - `similarity(a, b)`: difflib's ratio over the normalised programs' tokens, in [0, 1].
 - `mean_pairwise_similarity(programs)`: over all pairs of a step's valid programs.
 - `ProgramCensus`: every valid proposal so far, as counts of normalised programs; its
@@ -56,8 +59,45 @@ class _Renamer(ast.NodeTransformer):
         return node
 
 
+_ENDS_BLOCK = (ast.Return, ast.Raise, ast.Break, ast.Continue)
+_BLOCKS = ("body", "orelse", "finalbody")
+
+
+class _DeadCode(ast.NodeTransformer):
+    """Drops statements no run reaches: after a block's return/raise/break/continue, and the
+    branch an `if` on a constant never takes."""
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        super().generic_visit(node)
+        for field in _BLOCKS:
+            block = getattr(node, field, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                setattr(
+                    node, field, self._block(block) or ([ast.Pass()] if field == "body" else [])
+                )
+        return node
+
+    @staticmethod
+    def _block(stmts: list[ast.stmt]) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for stmt in stmts:
+            if isinstance(stmt, ast.If) and isinstance(stmt.test, ast.Constant):
+                out.extend(
+                    s
+                    for s in (stmt.body if stmt.test.value else stmt.orelse)
+                    if not isinstance(s, ast.Pass)
+                )
+            else:
+                out.append(stmt)
+        for n, stmt in enumerate(out):
+            if isinstance(stmt, _ENDS_BLOCK):
+                return out[: n + 1]
+        return out
+
+
 def normalize_program(source: str) -> str:
-    """Canonical text of a program: identifiers renamed in order of use, layout by ast.unparse.
+    """Canonical text of a program: identifiers renamed in order of use, dead code dropped,
+    layout by ast.unparse.
 
     A program that does not parse is returned with whitespace collapsed (it is still a string
     that equals another spelling of the same text).
@@ -66,7 +106,7 @@ def normalize_program(source: str) -> str:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return " ".join(source.split())
-    return ast.unparse(_Renamer().visit(tree))
+    return ast.unparse(_Renamer().visit(_DeadCode().visit(tree)))
 
 
 def _tokens(normalized: str) -> list[str]:

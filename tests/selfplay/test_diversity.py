@@ -24,6 +24,37 @@ def test_normalize_ignores_names_and_whitespace_only():
     assert dv.normalize_program("def f(:\n  x") == "def f(: x"  # unparsable: whitespace only
 
 
+# Programs a self-play run padded with unreachable lines (2026-12-04), each with what it does.
+PADDED = [
+    "def f(x):\n    if 1:\n        return min(x)\n    return x[0]\n    return x[0]",
+    "def f(x):\n    if 9:\n        return min(x)",
+    "def f(x):\n    if 1:\n        return min(x)\n    return y.count(1)",
+    "def f(x):\n    if 0:\n        return max(x)\n    else:\n        return min(x)\n    x.sort()",
+]
+
+
+def test_normalize_drops_dead_code_and_keeps_what_runs():
+    for src in PADDED:
+        assert dv.normalize_program(src) == "def f(v0):\n    return min(v0)", src
+    loop = "def f(x):\n    t = 0\n    for i in x:\n        t += i\n        continue\n        t = 9\n    return t"
+    assert dv.normalize_program(loop) == (
+        "def f(v0):\n    v1 = 0\n    for v2 in v0:\n        v1 += v2\n        continue\n    return v1"
+    )
+    assert dv.normalize_program("def f(x):\n    if 0:\n        return 1") == "def f(v0):\n    pass"
+    # a test that is not a constant stays, both branches
+    kept = "def f(v0):\n    if v0:\n        return 1\n    return 2"
+    assert dv.normalize_program(kept) == kept
+    # the normalised programs compute what the originals do (hand-written, trusted code)
+    for src in [*PADDED, loop]:
+        ran, norm = {}, {}
+        exec(src, ran)  # noqa: S102
+        exec(dv.normalize_program(src).replace("v0", "x"), norm)  # noqa: S102
+        assert ran["f"]([3, 1, 2]) == norm["f"]([3, 1, 2])
+    census = dv.ProgramCensus()
+    census.add("code_o", PADDED)
+    assert census.distinct_fraction() == 1 / len(PADDED)
+
+
 def test_similarity_against_difflib_on_hand_tokens():
     assert dv.similarity(A, A_RENAMED) == 1.0
     ta = "def f ( v0 ) : v1 = v0 + 3 return v1 * 2".split()
