@@ -95,6 +95,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # buffer's newest 64 that are at least diversity_threshold similar to it.
     c.azr.diversity_penalty = 0.0
     c.azr.diversity_threshold = 0.9  # similarity (normalised token diff ratio) counted as a copy
+    # Multiplicative option (0 = off): a valid proposal's positive reward x 1 / (1 + decay x n),
+    # n = earlier programs of its shape (normalised, numbers and strings blanked) in its type's
+    # buffer and in the step (selfplay/diversity.novelty_factors).
+    c.azr.novelty_decay = 0.0
 
     c.rl = ml_collections.ConfigDict()
     c.rl.learning_rate = 1e-5  # AdamW learning rate (paper: 1e-6)

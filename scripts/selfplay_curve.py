@@ -12,7 +12,7 @@
 3. Scores the base model on them (deduction = CRUXEval-O rule, abduction = CRUXEval-I rule,
    through `evals/evaluation.py`; induction through the executor's induction grader).
 4. For each reward variant (`paper`: AZR's learnability reward; `diversity`: with the
-   `azr.diversity_penalty` option), runs `trainer.train_and_evaluate` for `--steps` steps with
+   `azr.diversity_penalty` option; `novelty`: with the `azr.novelty_decay` option), runs `trainer.train_and_evaluate` for `--steps` steps with
    the held-out file as its periodic evaluation every `--every` steps, then scores induction on
    the final checkpoint.
 5. Writes OUT/curve.png and prints, as its last line, JSON: `valid_rate` (first and last 10% of
@@ -40,6 +40,7 @@ flags.DEFINE_integer("heldout_programs", 100, "Grammar programs drawn for the he
 flags.DEFINE_integer("heldout_seed", 1_000_003, "Seed of the held-out set (not the corpus's).")
 flags.DEFINE_list("variants", ["paper", "diversity"], "Reward variants to run side by side.")
 flags.DEFINE_float("diversity_penalty", 0.5, "azr.diversity_penalty of the diversity variant.")
+flags.DEFINE_float("novelty_decay", 1.0, "azr.novelty_decay of the novelty variant.")
 # 2026-12-02 (BENCHMARKS.md): at 1e-4 greedy held-out answers did not change in 24 steps; 1e-3
 # cost abduction 0.10; 3e-4 moved deduction +0.02-0.04 and kept abduction.
 flags.DEFINE_float("learning_rate", 3e-4, "rl.learning_rate of the runs.")
@@ -51,6 +52,7 @@ FLAGS = flags.FLAGS
 
 _RATE = re.compile(r"solve rate ([0-9.]+)")
 TYPES = ("code_o", "code_i", "code_f")
+VARIANTS = ("paper", "diversity", "novelty")
 
 
 def _write_heldout(tasks, path: Path) -> None:
@@ -189,6 +191,9 @@ def main(argv):
     from azr_jax.warmstart.train import DONE_FILE, Recipe, build_warmstart
 
     t0 = time.perf_counter()
+    unknown = sorted(set(FLAGS.variants) - set(VARIANTS))
+    if unknown:
+        raise app.UsageError(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     base_config = _CONFIG.value
     out = Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -220,6 +225,7 @@ def main(argv):
             c.eval.max_records = 0
             c.checkpoint.interval_steps = FLAGS.steps
             c.azr.diversity_penalty = FLAGS.diversity_penalty if name == "diversity" else 0.0
+            c.azr.novelty_decay = FLAGS.novelty_decay if name == "novelty" else 0.0
             return c
 
         first = configured(FLAGS.variants[0])

@@ -328,3 +328,5 @@ def _check_warmstart(c, need) -> None:
     thr = a.get("diversity_threshold", 0.9)
     need(pen >= 0, "azr.diversity_penalty", f"{pen} must be >= 0 (0 = the paper's reward)")
     need(0 < thr <= 1, "azr.diversity_threshold", f"{thr} must be in (0, 1]")
+    dec = a.get("novelty_decay", 0.0)
+    need(dec >= 0, "azr.novelty_decay", f"{dec} must be >= 0 (0 = off, the paper's reward)")

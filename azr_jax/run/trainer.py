@@ -448,6 +448,7 @@ def setup(config) -> Run:
         banned_modules=banned,
         diversity_penalty=a.get("diversity_penalty", 0.0),
         diversity_threshold=a.get("diversity_threshold", 0.9),
+        novelty_decay=a.get("novelty_decay", 0.0),
     )
     return Run(
         config,

@@ -17,6 +17,14 @@ report. This module measures it and offers a diversity-aware proposer reward (of
 - `diversity_penalties(...)`: R-Zero-style: a valid proposal loses `weight` times the fraction
   of the other programs in its comparison pool (the step's other valid programs of its type and
   the newest buffer entries) that are at least `threshold` similar to it.
+- `program_shape(src)` and `novelty_factors(...)`: a second option, multiplicative. A program's
+  shape is its normalised text with every number and string replaced by one placeholder, so
+  `if len(x) > 3: return max(x)` and its copy with 4 are one shape (the family a collapsed
+  proposer repeats with its constants changed). A valid proposal's positive reward is scaled by
+  1 / (1 + decay x n), n the earlier programs of its shape (the whole buffer of its type) plus
+  the step's other valid programs of that shape. A penalty can be outweighed by a learnability
+  reward (2026-12-04: a family solved 1 time in 8 earned more than the penalty took); a factor
+  cannot: the n-th copy of a family earns at most 1 / (1 + decay x n).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import ast
 import builtins
 import difflib
+import functools
 import io
 import itertools
 import tokenize
@@ -109,6 +118,26 @@ def normalize_program(source: str) -> str:
     return ast.unparse(_Renamer().visit(_DeadCode().visit(tree)))
 
 
+class _Blank(ast.NodeTransformer):
+    """Every number and string constant to one placeholder (booleans and None kept)."""
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        if isinstance(node.value, (bool, type(None), type(...))):
+            return node
+        return ast.copy_location(ast.Name(id="C", ctx=ast.Load()), node)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def program_shape(source: str) -> str:
+    """`normalize_program` with numbers and strings blanked: a program family's one text."""
+    normalized = normalize_program(source)
+    try:
+        tree = ast.parse(normalized)
+    except (SyntaxError, ValueError):
+        return normalized
+    return ast.unparse(_Blank().visit(tree))
+
+
 def _tokens(normalized: str) -> list[str]:
     try:
         return [
@@ -189,6 +218,26 @@ def diversity_penalties(
     return out
 
 
+def novelty_factors(programs: Sequence[str], earlier: Sequence[str], decay: float) -> list[float]:
+    """The factor each of a step's valid programs (of one type) scales its reward by.
+
+    Args:
+      programs: the step's valid programs of one type.
+      earlier: the programs proposed before this step (e.g. the type's whole buffer).
+      decay: how fast a repeated shape loses its reward (0: off, every factor 1).
+
+    Returns:
+      [len(programs)] factors 1 / (1 + decay * n), n = programs of the same `program_shape`
+      among `earlier` and the step's other programs.
+    """
+    if decay == 0.0:
+        return [1.0] * len(programs)
+    shapes = [program_shape(p) for p in programs]
+    seen = Counter(program_shape(p) for p in earlier)
+    here = Counter(shapes)
+    return [1.0 / (1.0 + decay * (seen[sh] + here[sh] - 1)) for sh in shapes]
+
+
 def step_diversity(
     task_types: Sequence[Any],
     items: Sequence[tuple[Any, str, str | None]],
@@ -198,8 +247,9 @@ def step_diversity(
     weight: float,
     threshold: float,
     pool_size: int = 64,
+    novelty_decay: float = 0.0,
 ) -> dict[str, float]:
-    """Per triplet type: the step's mean pairwise similarity, and (weight > 0) the penalty.
+    """Per triplet type: the step's mean pairwise similarity; the options' rewards when on.
 
     Args:
       task_types: the run's task types (`TaskType`); induction is skipped (its programs are
@@ -208,6 +258,8 @@ def step_diversity(
         episodes (`.reward` and `.verdict` are updated in place for valid ones) and validations.
       buffers: the task buffers; the newest `pool_size` programs of each type join the pool.
       weight, threshold: see `diversity_penalties` (weight 0: the paper's reward, untouched).
+      novelty_decay: see `novelty_factors` (0: off); applied after the penalty, to positive
+        rewards only (an invalid proposal's or an unlearnable task's reward is kept).
     """
     out: dict[str, float] = {}
     for t in task_types:
@@ -227,4 +279,12 @@ def step_diversity(
             ):
                 episodes[i].reward -= pen
                 episodes[i].verdict += f", diversity penalty {pen:.2f}"
+        if novelty_decay and programs:
+            earlier = [task.program for task in buffers[t].tasks]
+            factors = novelty_factors(programs, earlier, novelty_decay)
+            out[f"{t.value}/propose/novelty_factor"] = float(sum(factors) / len(factors))
+            for i, fac in zip(idx, factors, strict=True):
+                if episodes[i].reward > 0:
+                    episodes[i].reward *= fac
+                    episodes[i].verdict += f", novelty x{fac:.2f}"
     return out

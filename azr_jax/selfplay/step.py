@@ -64,6 +64,7 @@ class SelfPlaySettings:
     banned_modules: tuple[str, ...]
     diversity_penalty: float = 0.0  # 0: the paper's proposer reward (see diversity.py)
     diversity_threshold: float = 0.9
+    novelty_decay: float = 0.0  # 0: off (see diversity.novelty_factors)
 
 
 class Policy:
@@ -316,7 +317,14 @@ def run_step(
             ep.reward = rewards.learnability_reward(solved[i], s.extreme_reward)
             ep.verdict = f"valid, solve rate {np.mean(solved[i]):.2f}"
     div = diversity.step_diversity(
-        s.task_types, items, prop_eps, verdicts, buffers, s.diversity_penalty, s.diversity_threshold
+        s.task_types,
+        items,
+        prop_eps,
+        verdicts,
+        buffers,
+        s.diversity_penalty,
+        s.diversity_threshold,
+        novelty_decay=s.novelty_decay,
     )
     solve_grades = [tuple(g) for g in share.gather([list(g) for g in timer.wait("grade", grading)])]
     for ep, (well_formed, correct, verdict) in zip(solve_eps, solve_grades, strict=True):

@@ -192,7 +192,14 @@ def run_step_streaming(
             ep.reward = rewards.learnability_reward(solved[i], s.extreme_reward)
             ep.verdict = f"valid, solve rate {np.mean(solved[i]):.2f}"
     div = diversity.step_diversity(
-        s.task_types, items, prop_eps, verdicts, buffers, s.diversity_penalty, s.diversity_threshold
+        s.task_types,
+        items,
+        prop_eps,
+        verdicts,
+        buffers,
+        s.diversity_penalty,
+        s.diversity_threshold,
+        novelty_decay=s.novelty_decay,
     )
     for ep, (well_formed, correct, verdict) in zip(solve_eps, solve_grades, strict=True):
         ep.reward, ep.verdict = rewards.solver_reward(well_formed, correct), verdict

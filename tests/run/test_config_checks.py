@@ -62,6 +62,7 @@ def test_default_config_is_valid():
         ("warmstart.steps", 0, r"--config\.warmstart\.steps"),
         ("azr.diversity_penalty", -0.1, r"--config\.azr\.diversity_penalty"),
         ("azr.diversity_threshold", 1.5, r"--config\.azr\.diversity_threshold"),
+        ("azr.novelty_decay", -1.0, r"--config\.azr\.novelty_decay"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):

@@ -109,3 +109,46 @@ def test_step_diversity_penalises_only_when_asked():
     dv.step_diversity(list(TaskType), items, eps, verdicts, buffers, 0.4, 0.9)
     assert [e.reward for e in eps] == pytest.approx([0.1, 0.1, 0.5, 0.5])
     assert "diversity penalty 0.40" in eps[0].verdict
+
+
+K3 = "def f(x):\n    if len(x) > 3:\n        return max(x)\n    return x[-1]"
+K4_RENAMED = "def f(xs):\n    if len(xs) > 4:\n        return max(xs)\n    return xs[-1]"
+K4_MIN = "def f(x):\n    if len(x) > 4:\n        return min(x)\n    return x[-1]"
+
+
+def test_shape_blanks_numbers_and_strings_only():
+    assert dv.program_shape(K3) == dv.program_shape(K4_RENAMED)
+    assert dv.program_shape(K3) != dv.program_shape(K4_MIN)  # another builtin: another family
+    # the constants' spelling: strings and numbers alike, booleans and None kept
+    a = "def f(s):\n    return s.count('a') + 2"
+    b = 'def f(t):\n    return t.count("zz") + 7'
+    assert dv.program_shape(a) == dv.program_shape(b) == "def f(v0):\n    return v0.count(C) + C"
+    assert dv.program_shape("def f(x):\n    return x is None or True") == (
+        "def f(v0):\n    return v0 is None or True"
+    )
+    assert dv.program_shape("def f(:") == "def f(:"  # unparsable: the normalised text
+
+
+def test_novelty_factors_by_hand():
+    assert dv.novelty_factors([K3, B], [K4_RENAMED] * 3, 0.0) == [1.0, 1.0]
+    # K3: 3 earlier of its shape + 0 in the step -> 1 / (1 + 0.5 * 3); B: none -> 1
+    assert dv.novelty_factors([K3, B], [K4_RENAMED] * 3, 0.5) == pytest.approx([0.4, 1.0])
+    # two of one shape in the step count each other: 1 / (1 + 2 * 1)
+    assert dv.novelty_factors([K3, K4_RENAMED, K4_MIN], [], 2.0) == pytest.approx(
+        [1 / 3, 1 / 3, 1.0]
+    )
+
+
+def test_step_diversity_scales_only_positive_rewards():
+    items = [(TaskType.DEDUCTION, "", None)] * 3
+    verdicts = [SimpleNamespace(valid=True, code=p) for p in (K3, K4_RENAMED, B)]
+    buffers = {t: SimpleNamespace(tasks=()) for t in TaskType}
+    buffers[TaskType.DEDUCTION] = SimpleNamespace(tasks=(SimpleNamespace(program=K4_MIN),))
+    rewards = [0.75, 0.0, 0.5]  # K4_RENAMED: unlearnable, its 0 stays 0
+    eps = [SimpleNamespace(reward=r, verdict="valid") for r in rewards]
+    m = dv.step_diversity(
+        list(TaskType), items, eps, verdicts, buffers, 0.0, 0.9, novelty_decay=1.0
+    )
+    assert [e.reward for e in eps] == pytest.approx([0.75 / 2, 0.0, 0.5])
+    assert m["code_o/propose/novelty_factor"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+    assert "novelty x0.50" in eps[0].verdict and "novelty" not in eps[1].verdict
