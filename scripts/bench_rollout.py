@@ -17,7 +17,10 @@ tokens; useful tokens (non-pad, EOS included) per second are compared. The stati
 the engine keeps `slots` decode slots full, refilling each as its row ends. Compilation is
 excluded (one warm-up run each); the runs alternate static, engine, ... and the best of
 `repeats` is kept, so a loaded machine affects both alike. The last line is JSON with
-engine_tokens_per_s, static_tokens_per_s, ratio, slots, chunk.
+engine_tokens_per_s, static_tokens_per_s, ratio, slots, chunk, and `ideal_ratio`: the ratio
+the lengths alone allow (static decode steps over the fewest an engine could run, every step
+at one cost, prefills free), an upper bound for `ratio` on a machine where a step's cost does
+not depend on how many rows are live.
 """
 
 import json
@@ -39,6 +42,23 @@ flags.DEFINE_integer("new_tokens", 128, "The length cap N.")
 flags.DEFINE_float("cap_fraction", 0.1, "Fraction of rows that reach the cap.")
 flags.DEFINE_integer("repeats", 2, "Timed runs per side (the best is kept).")
 FLAGS = flags.FLAGS
+
+
+def ideal_ratio(lengths, slots: int) -> dict:
+    """What the lengths alone allow: decode steps of the static calls (each runs until its
+    longest row ends) over the fewest an engine with `slots` slots could run (all rows packed
+    end to end, or the longest row, whichever is more), with every step costing the same and
+    prefills free. `ratio` / `ideal_ratio` is how much of it the engine turns into speed."""
+    import numpy as np
+
+    lengths = np.asarray(lengths)
+    static_steps = int(sum(lengths[i : i + slots].max() for i in range(0, len(lengths), slots)))
+    engine_steps = max(-(-int(lengths.sum()) // slots), int(lengths.max()))
+    return {
+        "static_steps": static_steps,
+        "engine_steps_min": engine_steps,
+        "ideal_ratio": static_steps / engine_steps,
+    }
 
 
 def main(_):
@@ -118,6 +138,7 @@ def main(_):
         device=str(jax.devices()[0].device_kind),
     )  # fmt: skip
     result["ratio"] = result["engine_tokens_per_s"] / result["static_tokens_per_s"]
+    result.update(ideal_ratio(engine_len, slots))
     print(json.dumps(result), flush=True)
 
 
