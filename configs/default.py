@@ -99,6 +99,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # n = earlier programs of its shape (normalised, numbers and strings blanked) in its type's
     # buffer and in the step (selfplay/diversity.novelty_factors).
     c.azr.novelty_decay = 0.0
+    c.azr.novelty_penalty = 0.0  # with novelty_decay > 0: a repeat also loses this x (1 - factor)
 
     c.rl = ml_collections.ConfigDict()
     c.rl.learning_rate = 1e-5  # AdamW learning rate (paper: 1e-6)

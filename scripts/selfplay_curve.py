@@ -41,6 +41,7 @@ flags.DEFINE_integer("heldout_seed", 1_000_003, "Seed of the held-out set (not t
 flags.DEFINE_list("variants", ["paper", "diversity"], "Reward variants to run side by side.")
 flags.DEFINE_float("diversity_penalty", 0.5, "azr.diversity_penalty of the diversity variant.")
 flags.DEFINE_float("novelty_decay", 1.0, "azr.novelty_decay of the novelty variant.")
+flags.DEFINE_float("novelty_penalty", 0.0, "azr.novelty_penalty of the novelty variant.")
 # 2026-12-02 (BENCHMARKS.md): at 1e-4 greedy held-out answers did not change in 24 steps; 1e-3
 # cost abduction 0.10; 3e-4 moved deduction +0.02-0.04 and kept abduction.
 flags.DEFINE_float("learning_rate", 3e-4, "rl.learning_rate of the runs.")
@@ -226,6 +227,7 @@ def main(argv):
             c.checkpoint.interval_steps = FLAGS.steps
             c.azr.diversity_penalty = FLAGS.diversity_penalty if name == "diversity" else 0.0
             c.azr.novelty_decay = FLAGS.novelty_decay if name == "novelty" else 0.0
+            c.azr.novelty_penalty = FLAGS.novelty_penalty if name == "novelty" else 0.0
             return c
 
         first = configured(FLAGS.variants[0])

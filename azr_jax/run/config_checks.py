@@ -330,3 +330,10 @@ def _check_warmstart(c, need) -> None:
     need(0 < thr <= 1, "azr.diversity_threshold", f"{thr} must be in (0, 1]")
     dec = a.get("novelty_decay", 0.0)
     need(dec >= 0, "azr.novelty_decay", f"{dec} must be >= 0 (0 = off, the paper's reward)")
+    npen = a.get("novelty_penalty", 0.0)
+    need(npen >= 0, "azr.novelty_penalty", f"{npen} must be >= 0")
+    need(
+        npen == 0 or dec > 0,
+        "azr.novelty_penalty",
+        f"{npen} has no effect with azr.novelty_decay=0; set novelty_decay > 0 (e.g. 1.0) too",
+    )

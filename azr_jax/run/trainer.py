@@ -449,6 +449,7 @@ def setup(config) -> Run:
         diversity_penalty=a.get("diversity_penalty", 0.0),
         diversity_threshold=a.get("diversity_threshold", 0.9),
         novelty_decay=a.get("novelty_decay", 0.0),
+        novelty_penalty=a.get("novelty_penalty", 0.0),
     )
     return Run(
         config,

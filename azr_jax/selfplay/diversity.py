@@ -24,7 +24,9 @@ report. This module measures it and offers a diversity-aware proposer reward (of
   1 / (1 + decay x n), n the earlier programs of its shape (the whole buffer of its type) plus
   the step's other valid programs of that shape. A penalty can be outweighed by a learnability
   reward (2026-12-04: a family solved 1 time in 8 earned more than the penalty took); a factor
-  cannot: the n-th copy of a family earns at most 1 / (1 + decay x n).
+  cannot: the n-th copy of a family earns at most 1 / (1 + decay x n). With `novelty_penalty`
+  w > 0 a repeat also loses w x (1 - factor), so that copying a family costs more than writing
+  a new program its solvers never or always solve (both 0 under the paper's reward).
 """
 
 from __future__ import annotations
@@ -248,6 +250,7 @@ def step_diversity(
     threshold: float,
     pool_size: int = 64,
     novelty_decay: float = 0.0,
+    novelty_penalty: float = 0.0,
 ) -> dict[str, float]:
     """Per triplet type: the step's mean pairwise similarity; the options' rewards when on.
 
@@ -260,6 +263,8 @@ def step_diversity(
       weight, threshold: see `diversity_penalties` (weight 0: the paper's reward, untouched).
       novelty_decay: see `novelty_factors` (0: off); applied after the penalty, to positive
         rewards only (an invalid proposal's or an unlearnable task's reward is kept).
+      novelty_penalty: w; with novelty_decay > 0, every valid proposal then also loses
+        w x (1 - its factor) (0: repeats only earn less).
     """
     out: dict[str, float] = {}
     for t in task_types:
@@ -286,5 +291,7 @@ def step_diversity(
             for i, fac in zip(idx, factors, strict=True):
                 if episodes[i].reward > 0:
                     episodes[i].reward *= fac
+                episodes[i].reward -= novelty_penalty * (1.0 - fac)
+                if fac < 1.0:
                     episodes[i].verdict += f", novelty x{fac:.2f}"
     return out

@@ -65,6 +65,7 @@ class SelfPlaySettings:
     diversity_penalty: float = 0.0  # 0: the paper's proposer reward (see diversity.py)
     diversity_threshold: float = 0.9
     novelty_decay: float = 0.0  # 0: off (see diversity.novelty_factors)
+    novelty_penalty: float = 0.0  # with novelty_decay: a repeat also loses this x (1 - factor)
 
 
 class Policy:
@@ -325,6 +326,7 @@ def run_step(
         s.diversity_penalty,
         s.diversity_threshold,
         novelty_decay=s.novelty_decay,
+        novelty_penalty=s.novelty_penalty,
     )
     solve_grades = [tuple(g) for g in share.gather([list(g) for g in timer.wait("grade", grading)])]
     for ep, (well_formed, correct, verdict) in zip(solve_eps, solve_grades, strict=True):

@@ -200,6 +200,7 @@ def run_step_streaming(
         s.diversity_penalty,
         s.diversity_threshold,
         novelty_decay=s.novelty_decay,
+        novelty_penalty=s.novelty_penalty,
     )
     for ep, (well_formed, correct, verdict) in zip(solve_eps, solve_grades, strict=True):
         ep.reward, ep.verdict = rewards.solver_reward(well_formed, correct), verdict

@@ -63,6 +63,7 @@ def test_default_config_is_valid():
         ("azr.diversity_penalty", -0.1, r"--config\.azr\.diversity_penalty"),
         ("azr.diversity_threshold", 1.5, r"--config\.azr\.diversity_threshold"),
         ("azr.novelty_decay", -1.0, r"--config\.azr\.novelty_decay"),
+        ("azr.novelty_penalty", 0.5, r"--config\.azr\.novelty_penalty.*novelty_decay > 0"),
     ],
 )
 def test_bad_values_are_named(key, value, pattern):

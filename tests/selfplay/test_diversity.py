@@ -151,4 +151,18 @@ def test_step_diversity_scales_only_positive_rewards():
     )
     assert [e.reward for e in eps] == pytest.approx([0.75 / 2, 0.0, 0.5])
     assert m["code_o/propose/novelty_factor"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
-    assert "novelty x0.50" in eps[0].verdict and "novelty" not in eps[1].verdict
+    assert "novelty x0.50" in eps[0].verdict and "novelty" not in eps[2].verdict
+
+
+def test_novelty_penalty_makes_a_repeat_cost_more_than_an_unlearnable_task():
+    items = [(TaskType.ABDUCTION, "", None)] * 3
+    verdicts = [SimpleNamespace(valid=True, code=p) for p in (K3, K4_RENAMED, B)]
+    buffers = {t: SimpleNamespace(tasks=()) for t in TaskType}
+    eps = [SimpleNamespace(reward=r, verdict="valid") for r in (0.75, 0.0, 0.0)]
+    dv.step_diversity(
+        list(TaskType), items, eps, verdicts, buffers, 0.0, 0.9, novelty_decay=1.0,
+        novelty_penalty=0.4,
+    )  # fmt: skip
+    # K3, K4_RENAMED: one shape, factor 1/2 -> 0.75 / 2 - 0.4 / 2 and 0 - 0.4 / 2; B: new, kept
+    assert [e.reward for e in eps] == pytest.approx([0.175, -0.2, 0.0])
+    assert "novelty" not in eps[2].verdict
