@@ -48,16 +48,29 @@ def ideal_ratio(lengths, slots: int) -> dict:
     """What the lengths alone allow: decode steps of the static calls (each runs until its
     longest row ends) over the fewest an engine with `slots` slots could run (all rows packed
     end to end, or the longest row, whichever is more), with every step costing the same and
-    prefills free. `ratio` / `ideal_ratio` is how much of it the engine turns into speed."""
+    prefills free. `ratio` / `ideal_ratio` is how much of it the engine turns into speed.
+    `fifo_ratio`: the same against an engine that serves the rows in order and refills a slot
+    the step it frees (lengths are not known in advance, so its tail is what a real one has)."""
+    import heapq
+
     import numpy as np
 
     lengths = np.asarray(lengths)
     static_steps = int(sum(lengths[i : i + slots].max() for i in range(0, len(lengths), slots)))
     engine_steps = max(-(-int(lengths.sum()) // slots), int(lengths.max()))
+    # In arrival order, each row into the first slot to free up, refilled the same step: the
+    # steps of an engine that never waits (no chunks, no prefill groups); the rows it starts
+    # last decide its tail.
+    free_at = [0] * slots
+    for n in lengths:
+        heapq.heappush(free_at, heapq.heappop(free_at) + int(n))
+    fifo_steps = max(free_at)
     return {
         "static_steps": static_steps,
         "engine_steps_min": engine_steps,
         "ideal_ratio": static_steps / engine_steps,
+        "fifo_steps": fifo_steps,
+        "fifo_ratio": static_steps / fifo_steps,
     }
 
 

@@ -50,7 +50,7 @@ def test_shortened_curve_runs_and_writes_its_json(tmp_path):
     acc = summary["heldout_accuracy"]
     assert set(acc) == {"initial", "final"} and set(acc["final"]) == {"code_o", "code_i", "code_f"}
     assert all(0.0 <= v <= 1.0 for part in acc.values() for v in part.values())
-    assert set(summary["variants"]) == {"paper", "diversity"}
+    assert set(summary["variants"]) == {"paper", "novelty"}
     assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "heldout.jsonl").read_text().count("\n") == summary["heldout_n"] > 0
     # The trainer ran on real content: the memorised proposals validate, answers are graded.
@@ -66,3 +66,7 @@ def test_shortened_curve_runs_and_writes_its_json(tmp_path):
     assert {"correct", "wrong"} & set(verdicts)
     rows = [json.loads(x) for x in (out / "paper" / "metrics.jsonl").read_text().splitlines()]
     assert "eval/cruxeval_o" in rows[-1] and "code_o/propose/similarity" in rows[-1]
+    # the novelty variant ran with its option on (a factor is logged only when it is)
+    assert not any(k.endswith("/novelty_factor") for r in rows for k in r)
+    rows = [json.loads(x) for x in (out / "novelty" / "metrics.jsonl").read_text().splitlines()]
+    assert any(k.endswith("/propose/novelty_factor") for r in rows for k in r)
