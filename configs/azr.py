@@ -56,12 +56,11 @@ TPU_GENERATIONS = {
 # The smallest slice of a generation that trains a model at the paper's lengths (6144 + 8096
 # tokens, one update row per chip), where it is not the generation's smallest: the train step's
 # per-chip memory does not fall below one row's activations with more chips, so these models
-# need the larger slices' weight and gradient shards (scripts/compile_tpu.py, docs/multihost.md:
-# qwen2.5-coder-7b's train step on a v5e-8 asks for 16.3 GiB of 15.75 even with
-# model.remat_offload and rl.grad_accum_dtype=bfloat16; 18.8 without).
+# need the larger slices' weight and gradient shards (scripts/compile_tpu.py, docs/multihost.md).
+# qwen2.5-coder-7b's train step on a v5e-8 asked for 16.3 GiB of 15.75 before the train step's
+# windowed einsums were turned off (sharding.TPU_COMPILER_OPTIONS); now 12.2, so a v5e-8 is its
+# smallest v5e slice (TPU_TUNING). llama-3.1-8b's v5e-8 programs have not been compiled.
 SMALLEST_TPU = {
-    "qwen2.5-coder-7b": {"v5e": "v5e-16"},
-    "qwen2.5-7b": {"v5e": "v5e-16"},
     "llama-3.1-8b": {"v5e": "v5e-16"},
     "qwen2.5-coder-14b": {"v4": "v4-16", "v5e": "v5e-32"},
 }
@@ -93,6 +92,13 @@ TPU_TUNING = {
         "rl.grad_accum_dtype": "bfloat16",
         "sampling.weights": "shards",
     },
+    # the train step 12.2 GiB of 15.75, the engine's insert 7.6 + 3.5 resident, its chunk
+    # 4.2 + 3.5 (2026-12-05; bfloat16 weights, as the 16 bytes/param rule picks on 8 chips)
+    ("qwen2.5-coder-7b", "v5e-8"): {
+        "model.remat_offload": True,
+        "rl.grad_accum_dtype": "bfloat16",
+    },
+    ("qwen2.5-7b", "v5e-8"): {"model.remat_offload": True, "rl.grad_accum_dtype": "bfloat16"},
     # float32 weights + AdamW would take 7.1 of a chip's 15.75 GiB: bfloat16, as on v5e-8
     ("qwen2.5-coder-7b", "v5e-16"): {"model.remat_offload": True, "model.param_dtype": "bfloat16"},
     ("qwen2.5-7b", "v5e-16"): {"model.remat_offload": True, "model.param_dtype": "bfloat16"},

@@ -147,6 +147,16 @@ def test_a_slice_too_small_for_a_model_names_the_one_to_use():
     with pytest.raises(ValueError, match=r"qwen2.5-coder-14b,v4-16"):
         load("azr", "qwen2.5-coder-14b,v4-8")
     load("azr", "qwen2.5-coder-3b,v5e-8")  # the smallest slice where it fits
+    with pytest.raises(ValueError, match=r"llama-3.1-8b does not train on a v5e-8.*v5e-16"):
+        load("azr", "llama-3.1-8b,v5e-8")
+    # 7B on a v5e-8 (the TPU compiler: train step 12.2 GiB of 15.75) with its tuning
+    c = load("azr", "qwen2.5-coder-7b,v5e-8")
+    assert (c.model.param_dtype, c.model.remat_offload, c.rl.grad_accum_dtype) == (
+        "bfloat16",
+        True,
+        "bfloat16",
+    )
+    assert c.rl.micro_batch_size == c.sampling.batch_size == 8
 
 
 def test_unknown_preset_is_named():
