@@ -317,17 +317,7 @@ def run_step(
         else:
             ep.reward = rewards.learnability_reward(solved[i], s.extreme_reward)
             ep.verdict = f"valid, solve rate {np.mean(solved[i]):.2f}"
-    div = diversity.step_diversity(
-        s.task_types,
-        items,
-        prop_eps,
-        verdicts,
-        buffers,
-        s.diversity_penalty,
-        s.diversity_threshold,
-        novelty_decay=s.novelty_decay,
-        novelty_penalty=s.novelty_penalty,
-    )
+    div = proposal_diversity(s, items, prop_eps, verdicts, buffers)
     solve_grades = [tuple(g) for g in share.gather([list(g) for g in timer.wait("grade", grading)])]
     for ep, (well_formed, correct, verdict) in zip(solve_eps, solve_grades, strict=True):
         ep.reward, ep.verdict = rewards.solver_reward(well_formed, correct), verdict
@@ -340,6 +330,21 @@ def run_step(
     est_rows = [row for rows in est_samples for row in rows] if est_items else []
     metrics.update(phase_tokens(prop_eps, solve_eps, est_rows))
     return StepResult(episodes, new_tasks, metrics)
+
+
+def proposal_diversity(s: SelfPlaySettings, items, prop_eps, verdicts, buffers) -> dict[str, float]:
+    """The step's diversity metrics; the diversity options' rewards applied to `prop_eps`."""
+    return diversity.step_diversity(
+        s.task_types,
+        items,
+        prop_eps,
+        verdicts,
+        buffers,
+        s.diversity_penalty,
+        s.diversity_threshold,
+        novelty_decay=s.novelty_decay,
+        novelty_penalty=s.novelty_penalty,
+    )
 
 
 def phase_tokens(prop_eps, solve_eps, est_rows) -> dict[str, float]:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from azr_jax.executor.pool import ExecutorPool
-from azr_jax.selfplay import diversity, prompts, rewards
+from azr_jax.selfplay import prompts, rewards
 from azr_jax.selfplay.buffers import TaskBuffer
 from azr_jax.selfplay.step import (
     Episode,
@@ -36,6 +36,7 @@ from azr_jax.selfplay.step import (
     _episodes,
     grade,
     parse_proposals,
+    proposal_diversity,
     propose_prompts,
     solve_tasks,
     step_metrics,
@@ -191,17 +192,7 @@ def run_step_streaming(
             new_tasks[items[i][0]].append(tasks[i])
             ep.reward = rewards.learnability_reward(solved[i], s.extreme_reward)
             ep.verdict = f"valid, solve rate {np.mean(solved[i]):.2f}"
-    div = diversity.step_diversity(
-        s.task_types,
-        items,
-        prop_eps,
-        verdicts,
-        buffers,
-        s.diversity_penalty,
-        s.diversity_threshold,
-        novelty_decay=s.novelty_decay,
-        novelty_penalty=s.novelty_penalty,
-    )
+    div = proposal_diversity(s, items, prop_eps, verdicts, buffers)
     for ep, (well_formed, correct, verdict) in zip(solve_eps, solve_grades, strict=True):
         ep.reward, ep.verdict = rewards.solver_reward(well_formed, correct), verdict
 

@@ -1,25 +1,13 @@
 """scripts/memory_plan.py: parameter counts match the presets, the numbers are the documented sums."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.scripts.script_module import load_module
 
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
-plan = _load("memory_plan", REPO / "scripts" / "memory_plan.py")
-azr = _load("azr_config", REPO / "configs" / "azr.py")
+plan = load_module("scripts/memory_plan.py")
+azr = load_module("configs/azr.py", "azr_config")
 
 
 @pytest.mark.parametrize("model", sorted(azr.MODELS))

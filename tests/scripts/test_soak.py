@@ -1,22 +1,17 @@
 """scripts/soak.py: its /proc readings of a live process tree and its summary windows."""
 
-import importlib.util
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.scripts.script_module import load_module
 
 
 @pytest.fixture(scope="module")
 def soak():
-    spec = importlib.util.spec_from_file_location("soak", ROOT / "scripts" / "soak.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("scripts/soak.py")
 
 
 def test_sample_reads_a_process_tree_and_its_run_dir(soak, tmp_path):

@@ -1,20 +1,13 @@
 """scripts/trace_summary.py: op totals from a profiler trace, counted once each."""
 
 import gzip
-import importlib.util
 import json
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.scripts.script_module import load_module
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location(
-        "trace_summary", REPO / "scripts/trace_summary.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("scripts/trace_summary.py")
 
 
 def _meta(kind, pid, name, tid=None):
