@@ -709,6 +709,28 @@ def check_nonfinite(
 
 
 # ----------------------------------------------------------------------------- evaluation & export
+def run_base_model(workdir: Path, model_name: str = "") -> Path:
+    """The Hugging Face directory a run started from: `model_name` when given, else the run's
+    copy (`base_model/`, a built model's), else the `model_name` its config.json recorded (a
+    run from a named directory, e.g. the curve script's from the warm start)."""
+    if model_name:
+        candidates = [Path(model_name)]
+    else:
+        candidates = [workdir / "base_model"]
+        record = workdir / "config.json"
+        if record.exists():
+            recorded = json.loads(record.read_text()).get("model_name") or ""
+            if recorded:
+                candidates.append(Path(recorded))
+    for base in candidates:
+        if (base / "config.json").exists():
+            return base
+    raise FileNotFoundError(
+        f"{workdir}'s base model is not at {' or '.join(map(str, candidates))} (no config.json "
+        "there); pass --config.model_name=DIR, the Hugging Face directory the run started from"
+    )
+
+
 def load_policy(config, step: int | None = None, model_dir: str | None = None):
     """(cfg, params, mesh, base model dir, step) of a run's checkpoint, or of a plain HF directory.
 
@@ -727,12 +749,12 @@ def load_policy(config, step: int | None = None, model_dir: str | None = None):
         return cfg, params, mesh, hf_io.resolve_model_dir(model_dir), None
     workdir = Path(config.output_dir)
     ckpt_dir = workdir / "checkpoints"
-    base = Path(config.model_name) if config.model_name else workdir / "base_model"
-    if not ckpt_dir.exists() or not (base / "config.json").exists():
+    if not ckpt_dir.exists():
         raise FileNotFoundError(
-            f"{workdir} holds no run (no checkpoints/ or base model); pass the run's "
-            "--config.output_dir, or evaluate a Hugging Face directory with --model_dir"
+            f"{workdir} holds no run (no checkpoints/); pass the run's --config.output_dir, or "
+            "evaluate a Hugging Face directory with --model_dir"
         )
+    base = run_base_model(workdir, config.model_name)
     cfg = hf_io.load_config(base, **kw).replace(**run_time_model(config))
     abstract = abstract_train_state(cfg, hparams_from(config), mesh)
     with Checkpointer(ckpt_dir, save_interval_steps=1, max_to_keep=None, async_save=False) as ck:

@@ -1,6 +1,5 @@
 """scripts/evaluate.py and scripts/export_hf.py on a short run of the tiny default."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import transformers as tf
 from azr_jax.model import hf_io
 from azr_jax.model.parity import compare
 from azr_jax.run import trainer
+from tests.scripts.script_module import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 CRUX = Path(
@@ -102,15 +102,34 @@ def test_evaluate_missing_run_is_a_clear_error(tmp_path):
     assert res.returncode != 0 and "holds no run" in res.stderr
 
 
+def test_a_run_without_its_base_copy_finds_the_recorded_model(run_dir, tmp_path):
+    """A run from a named directory (the curve script's, from the warm start) has no
+    base_model/; its config.json's model_name says where it started."""
+    run2 = tmp_path / "run2"
+    run2.mkdir()
+    (run2 / "checkpoints").symlink_to(run_dir / "checkpoints")
+    assert trainer.run_base_model(run_dir) == run_dir / "base_model"
+    with pytest.raises(FileNotFoundError, match=r"base model is not at .*--config\.model_name"):
+        trainer.run_base_model(run2)
+    (run2 / "config.json").write_text(json.dumps({"model_name": str(run_dir / "base_model")}))
+    assert trainer.run_base_model(run2) == run_dir / "base_model"
+    assert trainer.run_base_model(run2, str(run_dir / "base_model")) == run_dir / "base_model"
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
+        trainer.run_base_model(run2, str(tmp_path / "nowhere"))  # given: not second-guessed
+    config = load_module("configs/default.py", "default_config").get_config()
+    config.model.base = "random"
+    config.output_dir = str(run2)
+    config.mesh.fsdp, config.mesh.data = 1, -1
+    _, params, _, base, step = trainer.load_policy(config)
+    assert step == 1 and Path(base) == (run_dir / "base_model").resolve()
+
+
 def test_export_gives_the_trained_policy_with_the_same_logits(run_dir, tmp_path):
     out = tmp_path / "export"
     info = _run("export_hf.py", f"--config.output_dir={run_dir}", f"--out={out}")
     assert info["step"] == 1
     # The exported weights are the checkpoint's (trained), not the base model's.
-    spec = importlib.util.spec_from_file_location("default", ROOT / "configs" / "default.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    config = mod.get_config()
+    config = load_module("configs/default.py", "default_config").get_config()
     config.model.base = "random"
     config.output_dir = str(run_dir)
     config.mesh.fsdp = 1
