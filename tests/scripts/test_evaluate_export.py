@@ -13,7 +13,7 @@ import transformers as tf
 
 from azr_jax.model import hf_io
 from azr_jax.model.parity import compare
-from azr_jax.run import trainer
+from azr_jax.run import restore
 from tests.scripts.script_module import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,19 +108,19 @@ def test_a_run_without_its_base_copy_finds_the_recorded_model(run_dir, tmp_path)
     run2 = tmp_path / "run2"
     run2.mkdir()
     (run2 / "checkpoints").symlink_to(run_dir / "checkpoints")
-    assert trainer.run_base_model(run_dir) == run_dir / "base_model"
+    assert restore.run_base_model(run_dir) == run_dir / "base_model"
     with pytest.raises(FileNotFoundError, match=r"base model is not at .*--config\.model_name"):
-        trainer.run_base_model(run2)
+        restore.run_base_model(run2)
     (run2 / "config.json").write_text(json.dumps({"model_name": str(run_dir / "base_model")}))
-    assert trainer.run_base_model(run2) == run_dir / "base_model"
-    assert trainer.run_base_model(run2, str(run_dir / "base_model")) == run_dir / "base_model"
+    assert restore.run_base_model(run2) == run_dir / "base_model"
+    assert restore.run_base_model(run2, str(run_dir / "base_model")) == run_dir / "base_model"
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
-        trainer.run_base_model(run2, str(tmp_path / "nowhere"))  # given: not second-guessed
+        restore.run_base_model(run2, str(tmp_path / "nowhere"))  # given: not second-guessed
     config = load_module("configs/default.py", "default_config").get_config()
     config.model.base = "random"
     config.output_dir = str(run2)
     config.mesh.fsdp, config.mesh.data = 1, -1
-    _, params, _, base, step = trainer.load_policy(config)
+    _, params, _, base, step = restore.load_policy(config)
     assert step == 1 and Path(base) == (run_dir / "base_model").resolve()
 
 
@@ -134,7 +134,7 @@ def test_export_gives_the_trained_policy_with_the_same_logits(run_dir, tmp_path)
     config.output_dir = str(run_dir)
     config.mesh.fsdp = 1
     config.mesh.data = -1
-    _, params, _, _, step = trainer.load_policy(config)
+    _, params, _, _, step = restore.load_policy(config)
     _, exported = hf_io.load_hf(out)
     _, base = hf_io.load_hf(run_dir / "base_model")
     np.testing.assert_array_equal(np.asarray(params["embed"]), np.asarray(exported["embed"]))
