@@ -124,10 +124,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # dtype of the gradient summed over micro-batches: float32 | bfloat16 (half the accumulator,
     # for chips short of HBM; configs/azr.py sets it where the TPU compiler says it is needed)
     c.rl.grad_accum_dtype = "float32"
-    # With bfloat16 weights (model.param_dtype): AdamW updates a float32 master copy kept in the
-    # optimizer state and the weights are recast from it (update/master_weights.py); without it
-    # an lr-1e-6 step rounds away. +4 bytes a parameter; no effect on float32 weights.
-    c.rl.master_weights = True
+    # With bfloat16 weights (model.param_dtype), how AdamW's small updates land (without either,
+    # an lr-1e-6 step rounds away; update/master_weights.py): float32 (a float32 master copy in
+    # the optimizer state, +4 bytes a parameter) | compensated (Kahan summation, +2 bytes; for
+    # slices a master does not fit) | none. No effect on float32 weights.
+    c.rl.master_weights = "float32"
     # Non-finite guard: an update whose loss, gradient norm or new state is not finite is not
     # applied (logged with its cause); this many in a row stop the run naming the last checkpoint.
     c.rl.max_skipped_steps = 3  # non-finite updates in a row before the run stops

@@ -58,9 +58,8 @@ def main(argv):
     from azr_jax.evals import evaluation
     from azr_jax.run import restore, trainer
 
-    config = _CONFIG.value
-    if not FLAGS.model_dir:
-        config = restore.recorded_config(config, restore.named_on_command_line())
+    # the run's own model keys (dtypes and mesh also for --model_dir, its base model)
+    config = restore.recorded_config(_CONFIG.value, restore.named_on_command_line())
     names = [n.strip() for n in config.eval.benchmarks.split(",") if n.strip()]
     if config.eval.suite or FLAGS.responses or [n for n in names if n != "cruxeval"]:
         return paper_table(config, with_cruxeval="cruxeval" in names)

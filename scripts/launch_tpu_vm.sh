@@ -59,7 +59,6 @@ if [[ -n "$PROJECT" ]]; then where+=(--project="$PROJECT"); fi
 tpu() {
   if [[ "$DRY_RUN" == 1 ]]; then
     printf '+ gcloud compute tpus tpu-vm'; printf ' %q' "$@"; printf '\n'
-    [[ "$1" != describe ]]  # a dry run creates what it would create
   else
     gcloud compute tpus tpu-vm "$@"
   fi
@@ -69,7 +68,8 @@ on_all() { tpu ssh "$NAME" "${where[@]}" --worker=all --command "$1"; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 create() {
-  if tpu describe "$NAME" "${where[@]}" --format='value(state)' >/dev/null 2>&1; then
+  # (a dry run prints the create: it cannot know whether the VM exists)
+  if [[ "$DRY_RUN" != 1 ]] && tpu describe "$NAME" "${where[@]}" --format='value(state)' >/dev/null 2>&1; then
     echo "TPU VM $NAME exists in $ZONE: reusing it"
     return
   fi

@@ -20,6 +20,7 @@ from azr_jax.model.config import (
 TASK_TYPES = ("code_o", "code_i", "code_f")
 SCHEDULES = ("constant", "cosine", "linear_warmup")
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean")
+MASTER_MODES = ("float32", "compensated", "none")  # update/master_weights.MODES
 log = logging.getLogger(__name__)
 
 
@@ -235,15 +236,16 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         "rl.grad_accum_dtype",
         f"{acc!r} must be float32 (default) or bfloat16 (half the gradient accumulator)",
     )
-    master = r.get("master_weights", False)
+    master = r.get("master_weights", "none")
     need(
-        isinstance(master, bool),
+        master in MASTER_MODES,
         "rl.master_weights",
-        f"{master!r} must be True (AdamW on a float32 master of bfloat16 weights) or False",
+        f"{master!r} must be float32 (a float32 master of bfloat16 weights), compensated "
+        "(Kahan summation, half the memory) or none",
     )
-    if master is False and c.model.param_dtype != "float32":
+    if master == "none" and c.model.param_dtype != "float32":
         log.warning(
-            "--config.rl.master_weights=False with %s weights: AdamW's updates below half a "
+            "--config.rl.master_weights=none with %s weights: AdamW's updates below half a "
             "weight's spacing round away (an lr of 1e-6 barely trains)",
             c.model.param_dtype,
         )

@@ -328,9 +328,10 @@ def hparams_from(config) -> TrainHparams:
         micro_batches=rows // r.micro_batch_size if r.micro_batch_size else 1,
         remat=config.model.remat,
         grad_accum_dtype=r.get("grad_accum_dtype", "float32"),
-        # a float32 master only where the weights are stored in less than float32
-        master_weights=bool(r.get("master_weights", False))
-        and config.model.param_dtype != "float32",
+        # a master (or compensation) only where the weights are stored in less than float32
+        master_weights=r.get("master_weights", "none")
+        if config.model.param_dtype != "float32"
+        else "none",
     )
 
 

@@ -66,9 +66,10 @@ class TrainHparams:
     grad_accum_dtype: str = "float32"
     remat: bool = False  # recompute each block in the backward pass (GPU/TPU: 0.5B at 4 x 2048
     # tokens, 40 -> 3.5 GiB of temporaries on an H200; XLA:CPU schedules the recompute early)
-    # AdamW on a float32 master copy kept in the optimizer state, the weights recast from it
-    # (`master_weights`): what makes bfloat16-stored weights train at lr 1e-6.
-    master_weights: bool = False
+    # How low-precision weights take AdamW's small updates (`master_weights.MODES`): "float32"
+    # (a float32 master in the optimizer state, the weights recast from it), "compensated"
+    # (Kahan: a compensation in the weights' dtype, half the memory) or "none" (plain sum).
+    master_weights: str = "none"
 
     def lr_schedule(self) -> optax.Schedule:
         return lr_schedule(
@@ -84,7 +85,8 @@ class TrainHparams:
             weight_decay=self.weight_decay,
             clip_norm=self.clip_norm,
         )
-        return master_weights.with_master_weights(opt) if self.master_weights else opt
+        wrap = master_weights.MODES[self.master_weights]
+        return wrap(opt) if wrap else opt
 
 
 def lr_schedule(

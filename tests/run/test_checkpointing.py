@@ -324,7 +324,7 @@ def test_the_float32_master_restores_exactly(tmp_path, qwen2_dir):
 
     cfg, params = hf_io.load_hf(qwen2_dir, param_dtype="bfloat16")
     mesh = shd.make_mesh(data=1, fsdp=4, tensor=2)
-    hp = TrainHparams(master_weights=True)
+    hp = TrainHparams(master_weights="float32")
     state = jit_init_state(cfg, hp, mesh)(params)
     # a master that is not the weights' upcast (as after training): every bit must come back
     noise = jax.tree.map(lambda m: m + 1e-7 * jnp.sign(m), state.opt_state.master)

@@ -290,8 +290,14 @@ def test_master_weights_key_and_the_presets_that_need_it():
     for model in azr.MODELS:
         for host in azr.hosts_of(model):
             c = load("azr", f"{model},{host}")
-            assert c.rl.master_weights is True
             master = hparams_from(c).master_weights
-            assert master == (c.model.param_dtype == "bfloat16"), (model, host)
+            if c.model.param_dtype == "bfloat16":
+                assert master in ("float32", "compensated"), (model, host)
+            else:
+                assert master == "none", (model, host)
             seen.add(master)
-    assert seen == {True, False}
+    assert seen == {"float32", "compensated", "none"}
+    c = load("default")
+    c.rl.master_weights = "fp32"
+    with pytest.raises(ConfigError, match=r"rl\.master_weights: 'fp32' must be float32"):
+        check_config(c, num_devices=1)

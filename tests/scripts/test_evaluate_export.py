@@ -182,7 +182,7 @@ def test_a_bfloat16_run_from_a_hub_name_evaluates_and_exports(tmp_path):
     assert last["step"] == 1
     assert not (out / "base_model").exists()
     recorded = json.loads((out / "config.json").read_text())
-    assert recorded["model_name"] == name and recorded["rl"]["master_weights"] is True
+    assert recorded["model_name"] == name and recorded["rl"]["master_weights"] == "float32"
 
     summary = _run_env(
         env,

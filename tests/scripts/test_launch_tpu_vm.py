@@ -181,7 +181,7 @@ def test_dry_run_prints_the_gcloud_commands(tmp_path):
         check=True,
     )
     lines = [x for x in res.stdout.splitlines() if x.startswith("+ gcloud")]
-    verbs = [x.split()[5] for x in lines]  # + gcloud compute tpus tpu-vm VERB (describe: quiet)
+    verbs = [x.split()[5] for x in lines]  # + gcloud compute tpus tpu-vm VERB
     assert verbs == ["create", "scp", "ssh", "ssh"], res.stdout
     assert "--accelerator-type=v5litepod-8 --version=v2-alpha-tpuv5-lite" in lines[0]
     command = shlex.split(lines[-1])[-1]  # the ssh --command, unquoted once
