@@ -463,7 +463,8 @@ def model_flops(cfg: ModelConfig, c, program: str, mesh=None) -> float:
 
 
 def _state_bytes(cfg: ModelConfig, c, mesh) -> tuple[float, float]:
-    """(weights, AdamW moments) bytes per device of the train state, from its shardings."""
+    """(weights, optimizer state: AdamW moments + the float32 master or compensation of
+    `rl.master_weights`) bytes per device of the train state, from its shardings."""
     from azr_jax.run.trainer import abstract_train_state, hparams_from
 
     state = abstract_train_state(cfg, hparams_from(c), mesh)

@@ -33,7 +33,8 @@ def _weights(n=4096, seed=0):
     rng = np.random.default_rng(seed)
     w = (rng.normal(size=n) * 0.02).astype(np.float32)
     g = rng.normal(size=n).astype(np.float32)
-    return {"w": jnp.asarray(w, jnp.bfloat16)}, {"w": jnp.asarray(g)}
+    # bfloat16 gradients, as the train step gives them for bfloat16 weights
+    return {"w": jnp.asarray(w, jnp.bfloat16)}, {"w": jnp.asarray(g, jnp.bfloat16)}
 
 
 def test_bfloat16_adamw_step_is_lost_without_the_master_and_kept_with_it():
@@ -57,11 +58,12 @@ def test_bfloat16_adamw_step_is_lost_without_the_master_and_kept_with_it():
     w0 = np.asarray(params["w"], np.float64)
     g = np.asarray(grads["w"], np.float64)
     ref = w0 - LR * g / (np.abs(g) + 1e-8)
-    # equal within float32 rounding of the weight and of the step (the step itself is 1e-6;
-    # float32 1 - 0.999 is 1.3e-5 off, so the step is good to ~1e-5 of itself)
+    # equal within float32 rounding of the weight and the bfloat16 rounding of the step (the
+    # gradient and moments are bfloat16, as the weights: the step is good to 2^-8 of itself, a
+    # few 1e-9 at lr 1e-6; the weights' spacing is 1.2e-4)
     f32_ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
     err = np.abs(np.asarray(state.master["w"], np.float64) - ref)
-    assert np.all(err <= f32_ulp + LR * 1e-4), float(np.max(err - f32_ulp))
+    assert np.all(err <= f32_ulp + LR * 2**-7), float(np.max(err - f32_ulp))
     np.testing.assert_array_equal(np.asarray(new), np.asarray(state.master["w"].astype("bfloat16")))
     assert new.dtype == jnp.bfloat16
     # the returned updates take the weights to the recast master too
@@ -203,8 +205,11 @@ def test_compensated_step_keeps_what_rounding_loses():
     effective = np.asarray(new, np.float64) + comp
     half_spacing = np.ldexp(1.0, np.frexp(np.abs(np.asarray(new, np.float64)))[1] - 9)
     assert np.all(np.abs(comp) <= half_spacing)
-    assert np.all(np.abs(effective - ref) <= 2**-8 * half_spacing + LR * 1e-4)
-    np.testing.assert_array_equal(np.asarray(new), np.asarray(jnp.asarray(ref, jnp.bfloat16)))
+    assert np.all(np.abs(effective - ref) <= 2**-8 * half_spacing + LR * 2**-7)
+    # the stored weight is the exact value's rounding (but where the step's own bfloat16
+    # rounding tips a weight across a rounding boundary: a handful in 4,096)
+    differ = np.mean(np.asarray(new) != np.asarray(jnp.asarray(ref, jnp.bfloat16)))
+    assert differ < 0.005, differ
 
 
 def test_compensated_sum_accumulates_many_small_steps():
