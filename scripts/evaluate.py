@@ -33,6 +33,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from azr_jax.parallel import distributed
+from azr_jax.storage import paths
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Run config file[:preset]."
@@ -69,16 +70,13 @@ def main(argv):
         pool.close()
     summary.update({"step": step, "model": str(FLAGS.model_dir or config.output_dir)})
     if distributed.is_writer():
-        out_dir = Path(config.output_dir) / "eval"  # never inside a user's model directory
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = paths.run_path(config.output_dir) / "eval"  # never inside a model directory
         name = (
             f"step_{step:06d}.jsonl"
             if step is not None
             else f"hf_{Path(FLAGS.model_dir).name}.jsonl"
         )
-        with open(out_dir / name, "w") as fh:
-            for s in samples:
-                fh.write(json.dumps(s) + "\n")
+        paths.write_atomic(out_dir / name, "".join(json.dumps(s) + "\n" for s in samples).encode())
         print(json.dumps(summary))
 
 
@@ -110,13 +108,13 @@ def paper_table(config, with_cruxeval: bool) -> None:
     if FLAGS.responses:
         name, label = f"responses_{Path(FLAGS.responses).stem}", Path(FLAGS.responses).stem
     elif step is not None:
-        name, label = f"step_{step:06d}", f"{Path(config.output_dir).name} step {step}"
+        name, label = f"step_{step:06d}", f"{paths.run_path(config.output_dir).name} step {step}"
     else:
         name, label = f"hf_{Path(FLAGS.model_dir).name}", Path(FLAGS.model_dir).name
     summary.update({"step": step, "model": label})
     if distributed.is_writer():
         table = paper_eval.write_outputs(
-            Path(config.output_dir) / "eval",
+            paths.run_path(config.output_dir) / "eval",
             name,
             summary,
             verdicts + samples,

@@ -38,6 +38,7 @@ from azr_jax.selfplay import streaming
 from azr_jax.selfplay.buffers import TaskBuffer, initial_buffers
 from azr_jax.selfplay.diversity import ProgramCensus
 from azr_jax.selfplay.tasks import GROUPS, TaskType, group_name
+from azr_jax.storage import paths, staging
 from azr_jax.update import packing
 from azr_jax.update.guard import describe as describe_nonfinite
 from azr_jax.update.pg_loss import PGBatch, PGLossConfig
@@ -232,8 +233,8 @@ class Run:
     """Everything a step needs, built once by `setup`."""
 
     config: Any
-    workdir: Path
-    model_dir: Path
+    workdir: paths.epath.Path  # local or gs://
+    model_dir: Path  # local (a gs:// model is staged)
     mesh: jax.sharding.Mesh
     cfg: Any
     state: TrainState
@@ -251,19 +252,27 @@ class Run:
 
 def base_model_dir(config) -> Path:
     """The model to start from: `model_name`, or the tiny default built on first use (the warm
-    start, copied from its cache, or random weights with `model.base=random`)."""
+    start, copied from its cache, or random weights with `model.base=random`). Always a local
+    directory: a gs:// model (or a run directory's base_model/ in a bucket) is staged once per
+    host (storage/staging.py)."""
     if config.model_name:
         return hf_io.resolve_model_dir(config.model_name)
+    import tempfile
+
     from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
 
-    out = Path(config.output_dir) / "base_model"
+    out = paths.run_path(config.output_dir) / "base_model"
     if dist.is_writer():
         if config.model.get("base", "random") == "warmstart":
             copy_warmstart(config, out)
-        else:
-            make_tiny_checkpoint(config.model.tiny_family, out, seed=config.seed)
+        elif not paths.is_url(out):
+            make_tiny_checkpoint(config.model.tiny_family, Path(out), seed=config.seed)
+        elif not (out / "config.json").exists():  # built here, then uploaded (config.json last)
+            with tempfile.TemporaryDirectory() as tmp:
+                make_tiny_checkpoint(config.model.tiny_family, Path(tmp), seed=config.seed)
+                paths.upload_tree(tmp, out)
     dist.sync("tiny_model")
-    return out
+    return staging.stage(out)
 
 
 def warmstart_recipe(config):
@@ -282,8 +291,9 @@ def warmstart_recipe(config):
     )
 
 
-def copy_warmstart(config, out: Path) -> Path:
-    """Builds (or finds in `warmstart.cache_dir`) the warm start and copies it to `out`."""
+def copy_warmstart(config, out) -> Path:
+    """Builds (or finds in `warmstart.cache_dir`) the warm start and copies it to `out` (a local
+    path or a gs:// URL)."""
     import shutil
 
     from azr_jax.warmstart.train import build_warmstart
@@ -291,6 +301,9 @@ def copy_warmstart(config, out: Path) -> Path:
     if (out / "config.json").exists():
         return out
     cached = build_warmstart(warmstart_recipe(config), config.warmstart.cache_dir)
+    if paths.is_url(out):
+        return paths.upload_tree(cached, out)
+    out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -388,9 +401,8 @@ def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
 
 
 def setup(config) -> Run:
-    workdir = Path(config.output_dir)
+    workdir = paths.run_path(config.output_dir)
     if dist.is_writer():
-        workdir.mkdir(parents=True, exist_ok=True)
         write_config(workdir, json.loads(config.to_json_best_effort()))
     mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
     model_dir = base_model_dir(config)
@@ -649,7 +661,7 @@ def sample_limits_from(config) -> SampleLimits:
     )
 
 
-def wandb_mirror_from(config, workdir: Path):
+def wandb_mirror_from(config, workdir):
     """A `WandbMirror` if `config.logging.wandb` (process 0 only: the caller checks), else None."""
     lg = config.logging
     if not lg.wandb:
@@ -709,19 +721,20 @@ def check_nonfinite(
 
 
 # ----------------------------------------------------------------------------- evaluation & export
-def run_base_model(workdir: Path, model_name: str = "") -> Path:
+def run_base_model(workdir, model_name: str = "") -> paths.epath.Path:
     """The Hugging Face directory a run started from: `model_name` when given, else the run's
     copy (`base_model/`, a built model's), else the `model_name` its config.json recorded (a
     run from a named directory, e.g. the curve script's from the warm start)."""
+    workdir = paths.run_path(workdir)
     if model_name:
-        candidates = [Path(model_name)]
+        candidates = [paths.run_path(model_name)]
     else:
         candidates = [workdir / "base_model"]
         record = workdir / "config.json"
         if record.exists():
             recorded = json.loads(record.read_text()).get("model_name") or ""
             if recorded:
-                candidates.append(Path(recorded))
+                candidates.append(paths.run_path(recorded))
     for base in candidates:
         if (base / "config.json").exists():
             return base
@@ -747,14 +760,14 @@ def load_policy(config, step: int | None = None, model_dir: str | None = None):
         cfg, params = hf_io.load_hf(model_dir, mesh, **kw)
         cfg = cfg.replace(**run_time_model(config))
         return cfg, params, mesh, hf_io.resolve_model_dir(model_dir), None
-    workdir = Path(config.output_dir)
+    workdir = paths.run_path(config.output_dir)
     ckpt_dir = workdir / "checkpoints"
     if not ckpt_dir.exists():
         raise FileNotFoundError(
             f"{workdir} holds no run (no checkpoints/); pass the run's --config.output_dir, or "
             "evaluate a Hugging Face directory with --model_dir"
         )
-    base = run_base_model(workdir, config.model_name)
+    base = staging.stage(run_base_model(workdir, config.model_name))  # local, once per host
     cfg = hf_io.load_config(base, **kw).replace(**run_time_model(config))
     abstract = abstract_train_state(cfg, hparams_from(config), mesh)
     with Checkpointer(ckpt_dir, save_interval_steps=1, max_to_keep=None, async_save=False) as ck:
@@ -786,7 +799,9 @@ def run_evaluation(generator, params, settings, config, pool) -> tuple[dict, lis
     """CRUXEval-O/I (and HumanEval if asked) with the given params, greedy."""
     from azr_jax.evals import evaluation
 
-    records = evaluation.load_cruxeval(config.eval.cruxeval_path, config.eval.max_records)
+    records = evaluation.load_cruxeval(
+        staging.stage(config.eval.cruxeval_path), config.eval.max_records
+    )
     settings = settings.replace(max_new_tokens=config.eval.max_new_tokens)
     return evaluation.evaluate(
         greedy_fn(generator, params, settings, config.sampling.batch_size),
