@@ -82,14 +82,16 @@ def small_warmstart(**changes) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gcs():
+def gcs(tmp_path_factory):
     """A Cloud Storage emulator for the session (tests/gcs_emulator.py), its variables set in
-    os.environ (so subprocesses reach it too); yields the emulator (bucket: `gcs.bucket`)."""
+    os.environ (so subprocesses reach it too), staged copies in a temporary AZR_STAGE_DIR;
+    yields the emulator (bucket: `gcs.bucket`)."""
     from tests.gcs_emulator import GcsEmulator
 
     emulator = GcsEmulator()
-    saved = {k: os.environ.get(k) for k in emulator.env}
-    os.environ.update(emulator.env)
+    env = {**emulator.env, "AZR_STAGE_DIR": str(tmp_path_factory.mktemp("staged"))}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         yield emulator
     finally:

@@ -27,6 +27,8 @@ from azr_jax.model import transformer as model_lib
 from azr_jax.parallel import distributed as dist
 from azr_jax.parallel import sharding as shd
 from azr_jax.run.checkpointing import Checkpointer
+from azr_jax.run.compile_cache import CompileTimer
+from azr_jax.run.preemption import PreemptionWatch
 from azr_jax.run.records import Progress, RunLogger, write_config
 from azr_jax.run.sample_limits import SampleLimits
 from azr_jax.sampling.engine import MIN_WINDOW, Engine
@@ -603,8 +605,20 @@ def periodic_paper_eval(run: Run, config) -> dict[str, float]:
     return {f"eval/{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float))}
 
 
-def train_and_evaluate(config) -> dict[str, Any]:
-    """Runs (or resumes) `config.num_steps` AZR steps in `config.output_dir`; returns the last metrics."""
+def train_and_evaluate(config, resume_command: str = "") -> dict[str, Any]:
+    """Runs (or resumes) `config.num_steps` AZR steps in `config.output_dir`; returns the last metrics.
+
+    SIGTERM (or JAX's preemption notice, run/preemption.py) stops it after the step in flight:
+    that step is saved synchronously, the pools are closed, and one line names the step saved
+    and `resume_command` (the command that resumes); the returned metrics then carry
+    "preempted": True.
+    """
+    with PreemptionWatch() as watch:
+        return _train(config, watch, resume_command)
+
+
+def _train(config, watch: PreemptionWatch, resume_command: str) -> dict[str, Any]:
+    timer = CompileTimer()
     run = setup(config)
     logger = RunLogger(
         run.workdir,
@@ -616,6 +630,7 @@ def train_and_evaluate(config) -> dict[str, Any]:
     progress = Progress(config.num_steps, run.start_step, enabled=dist.is_writer())
     last: dict[str, Any] = {}
     skipped: list[str] = []  # causes of the non-finite updates in a row just before this step
+    preempted = None  # the step saved on SIGTERM
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="azr-host") as host:
             for step in range(run.start_step, config.num_steps):
@@ -624,12 +639,19 @@ def train_and_evaluate(config) -> dict[str, Any]:
                 last = {"step": done, **out["metrics"]}
                 if config.eval.every_steps and done % config.eval.every_steps == 0:
                     last.update(periodic_eval(run, config))
+                last.update(timer.take())  # compiling this step did (setup's: in step 1's)
                 logger.log(done, last)
                 logger.log_samples(done, _samples(out["episodes"]))
                 skipped = check_nonfinite(run, done, last, skipped, config.rl.max_skipped_steps)
-                run.checkpointer.save(
+                saved = run.checkpointer.save(
                     done, run.state, host_state(run, done), force=done == config.num_steps
                 )
+                if watch.should_stop(done):  # every process, after the same step
+                    if not saved:
+                        run.checkpointer.save(done, run.state, host_state(run, done), force=True)
+                    run.checkpointer.wait()  # committed before anything else happens
+                    preempted = done
+                    break
                 progress.update(
                     done,
                     {
@@ -641,12 +663,21 @@ def train_and_evaluate(config) -> dict[str, Any]:
         logger.plot(PLOTS)
     finally:
         progress.close()
+        timer.close()
         try:
             run.checkpointer.wait()
             run.checkpointer.close()
         finally:
             run.pool.close()
             logger.close()
+    if preempted is not None:
+        if dist.is_writer():
+            print(
+                f"preempted: saved step {preempted} to {run.checkpointer.directory}; resume with: "
+                f"{resume_command or 'the same command'}",
+                flush=True,
+            )
+        last["preempted"] = True
     return last
 
 
