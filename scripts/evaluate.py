@@ -55,9 +55,10 @@ def main(argv):
     del argv
     distributed.start_from_flags()
     from azr_jax.evals import evaluation
-    from azr_jax.run import trainer
+    from azr_jax.run import compile_cache, trainer
 
     config = _CONFIG.value
+    compile_cache.enable(config.compile_cache_dir)
     names = [n.strip() for n in config.eval.benchmarks.split(",") if n.strip()]
     if config.eval.suite or FLAGS.responses or [n for n in names if n != "cruxeval"]:
         return paper_table(config, with_cruxeval="cruxeval" in names)
