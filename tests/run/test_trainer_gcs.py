@@ -22,11 +22,11 @@ from tests.gcs_emulator import local_gs_dirs
 from tests.run.test_trainer import STEPS, _cmd, _comparable, _env, _metrics, _train
 
 ROOT = Path(__file__).resolve().parents[2]
-CRUX = Path(
-    os.environ.get(
-        "AZR_CRUXEVAL_PATH", ROOT.parent / "shared" / "data" / "cruxeval" / "cruxeval_dev.jsonl"
-    )
-)
+# four records in CRUXEval's format, written to the bucket (eval.cruxeval_path=gs://...)
+CRUX_RECORDS = [
+    {"code": f"def f(x):\n    return x + {n}", "input": "1", "output": str(1 + n), "id": f"t{n}"}
+    for n in range(4)
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,17 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout_s: float = 500) -> None:
         assert proc.poll() is None, f"the run ended before {url} appeared"
         assert time.time() < deadline, f"{url} did not appear"
         time.sleep(0.2)
+
+
+def _checkpoint_steps(url: str) -> set[int]:
+    """The complete steps in the run's checkpoints/ (Orbax renames nothing on a bucket: a step
+    is complete once its commit_success.txt is there)."""
+    names = paths.list_files(f"{url}/checkpoints")
+    return {
+        int(n.split("/")[0])
+        for n in names
+        if n.endswith("/commit_success.txt") and n.count("/") == 1
+    }
 
 
 def _no_local_gs_dirs(*roots: Path) -> None:
@@ -117,7 +128,7 @@ def test_sigterm_saves_the_step_in_flight_then_resumes(bucket, reference):
     saved = int(line[0].split()[3])
     assert 1 <= saved < STEPS and "resume with: python " in line[0] and url in line[0]
     assert [m["step"] for m in _bucket_metrics(url)] == list(range(1, saved + 1))
-    steps = {int(n.split("/")[1]) for n in paths.list_files(f"{url}/checkpoints")}
+    steps = _checkpoint_steps(url)
     assert saved in steps and max(steps) == saved
     again = _train(url)  # the rerun continues from the saved step
     assert again.returncode == 0, again.stderr[-3000:]
@@ -146,10 +157,8 @@ def _script(name: str, *args: str) -> dict:
 
 
 def test_evaluate_and_export_from_the_bucket(bucket_run, bucket):
-    if not CRUX.exists():
-        pytest.skip(f"CRUXEval dev file not found at {CRUX} (set AZR_CRUXEVAL_PATH)")
-    crux = f"{bucket}/data/cruxeval_dev.jsonl"
-    paths.upload(CRUX, crux)  # eval.cruxeval_path from the bucket too
+    crux = f"{bucket}/data/cruxeval.jsonl"  # eval.cruxeval_path from the bucket too
+    paths.write_atomic(crux, "".join(json.dumps(r) + "\n" for r in CRUX_RECORDS).encode())
     summary = _script(
         "evaluate.py",
         f"--config.output_dir={bucket_run}",
@@ -225,5 +234,5 @@ def test_two_processes_share_one_bucket_path_and_stop_together(bucket):
             if p.poll() is None:
                 p.kill()
     assert [m["step"] for m in _bucket_metrics(url)] == list(range(1, STEPS + 1))
-    assert {int(n.split("/")[1]) for n in paths.list_files(f"{url}/checkpoints")} >= {STEPS}
+    assert STEPS in _checkpoint_steps(url)
     _no_local_gs_dirs()
