@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup train test lint clean tpu-compiler
+.PHONY: setup train test lint clean tpu-compiler tpu-vm-setup
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "azr_jax needs Python >= 3.11 (jax, flax, orbax and transformers do); this is " + sys.version.split()[0] + ": run make PYTHON=python3.11 (or newer)")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "azr_jax needs Python >= 3.11 (jax, flax, orbax and transformers do); this is " + sys.version.split()[0] + ": run make PYTHON=python3.11 (or newer); without one: pip install --user uv && ~/.local/bin/uv python install 3.11 && make PYTHON=$$(~/.local/bin/uv python find 3.11)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -25,6 +25,11 @@ $(LIBTPU)/.stamp: requirements-tpu-compiler.txt | $(VENV)/.stamp
 	-rm -rf $(LIBTPU) && $(PY) -m pip install -q --no-deps --target $(LIBTPU) -r requirements-tpu-compiler.txt && touch $@
 
 tpu-compiler: $(LIBTPU)/.stamp
+
+# On a Cloud TPU VM you are logged into: .venv with Python >= 3.11 (uv on the 3.10 images) and
+# the pinned jax[tpu] (what `scripts/launch_tpu_vm.sh install` runs on every worker).
+tpu-vm-setup:
+	bash scripts/setup_tpu_vm.sh
 
 train: setup
 	$(PY) scripts/train.py --config=configs/default.py

@@ -94,11 +94,18 @@ TPU_TUNING = {
     },
     # the train step 12.2 GiB of 15.75, the engine's insert 7.6 + 3.5 resident, its chunk
     # 4.2 + 3.5 (2026-12-05; bfloat16 weights, as the 16 bytes/param rule picks on 8 chips)
+    # A float32 master of the bfloat16 weights takes it to 17.1 (2026-12-08); the compensated sum
+    # (2 bytes a parameter instead of 4) is the master weights' effect in the memory left.
     ("qwen2.5-coder-7b", "v5e-8"): {
         "model.remat_offload": True,
         "rl.grad_accum_dtype": "bfloat16",
+        "rl.master_weights": "compensated",
     },
-    ("qwen2.5-7b", "v5e-8"): {"model.remat_offload": True, "rl.grad_accum_dtype": "bfloat16"},
+    ("qwen2.5-7b", "v5e-8"): {
+        "model.remat_offload": True,
+        "rl.grad_accum_dtype": "bfloat16",
+        "rl.master_weights": "compensated",
+    },
     # float32 weights + AdamW would take 7.1 of a chip's 15.75 GiB: bfloat16, as on v5e-8
     ("qwen2.5-coder-7b", "v5e-16"): {"model.remat_offload": True, "model.param_dtype": "bfloat16"},
     ("qwen2.5-7b", "v5e-16"): {"model.remat_offload": True, "model.param_dtype": "bfloat16"},
@@ -181,6 +188,9 @@ def get_config(arg: str | None = "qwen2.5-coder-7b") -> ml_collections.ConfigDic
     c.rl.grad_accum_dtype = "float32"
 
     c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 1, -1, 1
+    c.hardware.name = host
+    c.hardware.platform = "tpu" if host in TPU_TOPOLOGIES else "gpu"
+    c.hardware.devices = devices
 
     c.sampling.temperature = 1.0  # paper rollouts: temperature 1.0, top-p 1.0
     c.sampling.top_p = 1.0

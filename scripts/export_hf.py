@@ -4,6 +4,8 @@
     python scripts/compare_with_hf.py --model_dir DIR      # then: same logits in transformers
 
 The directory loads in transformers and vLLM. --config.eval.step picks a checkpoint (-1: latest).
+The model, dtypes and mesh are the run's own (its config.json); a preset changes only the keys
+named on the command line. Only the parameters are read (no optimizer state).
 """
 
 import json
@@ -30,10 +32,10 @@ def main(argv):
     del argv
     distributed.start_from_flags()
     from azr_jax.model import hf_io
-    from azr_jax.run import trainer
+    from azr_jax.run import restore
 
-    config = _CONFIG.value
-    cfg, params, _, base, step = trainer.load_policy(config, config.eval.step)
+    config = restore.recorded_config(_CONFIG.value, restore.named_on_command_line())
+    cfg, params, _, base, step = restore.load_policy(config, config.eval.step)
     if paths.is_url(FLAGS.out):  # written here, then uploaded (config.json last)
         with tempfile.TemporaryDirectory() as tmp:
             hf_io.save_hf(params, cfg, tmp, base, dtype=FLAGS.dtype)

@@ -4,7 +4,9 @@
 #
 #   scripts/launch_tpu_vm.sh up [TRAIN FLAGS...]  # create + install + train
 #   scripts/launch_tpu_vm.sh create               # create the TPU VM, or reuse it if it exists
-#   scripts/launch_tpu_vm.sh install              # copy HEAD (git archive) to every worker, pip install
+#   scripts/launch_tpu_vm.sh install              # copy HEAD (git archive) to every worker, then
+#                                                 # scripts/setup_tpu_vm.sh there (Python >= 3.11
+#                                                 # via uv on the 3.10 images, pinned jax[tpu])
 #   scripts/launch_tpu_vm.sh train [TRAIN FLAGS...]  # start scripts/train.py on every worker
 #   scripts/launch_tpu_vm.sh status               # the VM's state and whether training runs
 #   scripts/launch_tpu_vm.sh logs                 # worker 0's train.log (FOLLOW=1 to follow)
@@ -20,6 +22,7 @@
 #   MODEL=qwen2.5-coder-7b  HOST (configs/azr.py host preset; default from ACCELERATOR_TYPE)
 #   OUTPUT_DIR       run directory, gs://BUCKET/PATH on a pod slice (every worker must see it)
 #   SPOT=1           create a Spot TPU VM
+#   DRY_RUN=1        print the gcloud commands instead of running them
 # Training flags after the command go to scripts/train.py, e.g. --config.num_steps=100.
 set -euo pipefail
 
@@ -31,6 +34,7 @@ PROJECT="${PROJECT:-}"
 OUTPUT_DIR="${OUTPUT_DIR:-}"
 SPOT="${SPOT:-0}"
 FOLLOW="${FOLLOW:-0}"
+DRY_RUN="${DRY_RUN:-0}"
 REMOTE_DIR="azr_jax"
 
 # The configs/azr.py host preset: the slice's own where there is one (v4-16, v4-32,
@@ -52,13 +56,20 @@ HOST="${HOST:-$default_host}"
 where=(--zone="$ZONE")
 if [[ -n "$PROJECT" ]]; then where+=(--project="$PROJECT"); fi
 
-tpu() { gcloud compute tpus tpu-vm "$@"; }
+tpu() {
+  if [[ "$DRY_RUN" == 1 ]]; then
+    printf '+ gcloud compute tpus tpu-vm'; printf ' %q' "$@"; printf '\n'
+  else
+    gcloud compute tpus tpu-vm "$@"
+  fi
+}
 on_all() { tpu ssh "$NAME" "${where[@]}" --worker=all --command "$1"; }
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 create() {
-  if tpu describe "$NAME" "${where[@]}" --format='value(state)' >/dev/null 2>&1; then
+  # (a dry run prints the create: it cannot know whether the VM exists)
+  if [[ "$DRY_RUN" != 1 ]] && tpu describe "$NAME" "${where[@]}" --format='value(state)' >/dev/null 2>&1; then
     echo "TPU VM $NAME exists in $ZONE: reusing it"
     return
   fi
@@ -79,10 +90,10 @@ install() {
   git -C "$root" archive --format=tar.gz -o "$tarball" HEAD
   tpu scp "$tarball" "$NAME:azr_jax.tar.gz" "${where[@]}" --worker=all
   rm -rf "$tmp"
-  # Unpacks over the old copy so that .venv and local runs/ stay.
+  # Unpacks over the old copy so that .venv and local runs/ stay; setup_tpu_vm.sh gets a
+  # Python >= 3.11 (uv, on the images' 3.10) and the pinned jax[tpu] into .venv.
   on_all "mkdir -p $REMOTE_DIR && tar -xzf azr_jax.tar.gz -C $REMOTE_DIR && cd $REMOTE_DIR \
-&& (test -x .venv/bin/python || python3 -m venv .venv) && .venv/bin/pip install -q -U pip \
-&& .venv/bin/pip install -q -e '.[tpu]'"
+&& bash scripts/setup_tpu_vm.sh"
 }
 
 train() {

@@ -95,9 +95,9 @@ def _score(config, model_dir, step, tasks, pool, known=None):
     `known`: deduction/abduction accuracies the run's periodic evaluation already measured on
     this checkpoint (then only induction is scored here)."""
     from azr_jax.evals import evaluation
-    from azr_jax.run import trainer
+    from azr_jax.run import restore, trainer
 
-    cfg, params, mesh, base, _ = trainer.load_policy(config, step, model_dir)
+    cfg, params, mesh, base, _ = restore.load_policy(config, step, model_dir)
     generator, settings = trainer.make_generator(cfg, mesh, base, config)
     if known is None:
         epool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))

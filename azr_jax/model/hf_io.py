@@ -269,6 +269,15 @@ def _checkpoint_files(model_dir: Path) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- resolving a model
+def is_hub_name(name: str) -> bool:
+    """'org/model' that is not a local path: a Hugging Face hub name."""
+    return (
+        name.count("/") == 1
+        and not name.startswith((".", "/", "~"))
+        and not Path(name).expanduser().exists()
+    )
+
+
 def resolve_model_dir(name_or_path: str) -> Path:
     """A local directory, a `gs://` URL of one (staged once per host, storage/staging.py), or a
     hub name fetched (config, safetensors, tokenizer) when online (the hub's own cache and file
@@ -290,7 +299,7 @@ def resolve_model_dir(name_or_path: str) -> Path:
                 f"{path}: no config.json; this is not a Hugging Face model directory"
             )
         return path
-    if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
+    if not is_hub_name(name_or_path):
         raise CheckpointError(
             f"model {name_or_path!r}: no such local directory (and not a hub name like 'org/model')"
         )

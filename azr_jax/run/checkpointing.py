@@ -210,6 +210,46 @@ class Checkpointer:
             raise _corrupted(path, steps, e) from e
         return restored[_DEVICE], restored[_HOST]
 
+    def restore_params(self, step: int, abstract_params: Any) -> Any:
+        """Only the parameters of `step` (the device state's `params`), read straight into the
+        shardings of `abstract_params`: no optimizer state is read, so evaluating a run needs
+        the memory of its weights alone. Errors as `restore`."""
+        self.wait()
+        steps = self.all_steps()
+        if step not in steps:
+            raise FileNotFoundError(
+                f"no complete checkpoint for step {step} in {self.directory}; have {steps}"
+            )
+        path = self.directory / str(step)
+        wanted = {"params": abstract_params}
+        try:
+            stored = self._manager.item_metadata(step)[_DEVICE]
+            stored_tree = stored.tree if hasattr(stored, "tree") else stored
+            stored_flat = {
+                k: v for k, v in ocp.tree.to_flat_dict(stored_tree).items() if k[0] == "params"
+            }
+            if not stored_flat:
+                raise FileNotFoundError(f"no parameters in {path / _DEVICE}")
+        except Exception as e:
+            raise _corrupted(path, steps, e) from e
+        _check_matches(stored_flat, wanted, path)
+        restore_args = jax.tree_util.tree_map(
+            lambda a: ocp.ArrayRestoreArgs(
+                sharding=a.sharding, global_shape=a.shape, dtype=a.dtype
+            ),
+            wanted,
+        )
+        try:
+            restored = ocp.PyTreeCheckpointer().restore(
+                path / _DEVICE,
+                args=ocp.args.PyTreeRestore(
+                    item=wanted, restore_args=restore_args, partial_restore=True
+                ),
+            )
+        except Exception as e:
+            raise _corrupted(path, steps, e) from e
+        return restored["params"]
+
     def wait(self) -> None:
         """Blocks until a pending async save has committed.
 

@@ -5,6 +5,7 @@ Called by the entry scripts before any weights load, so a typo costs seconds, no
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from azr_jax.storage import paths
 TASK_TYPES = ("code_o", "code_i", "code_f")
 SCHEDULES = ("constant", "cosine", "linear_warmup")
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean")
+MASTER_MODES = ("float32", "compensated", "none")  # update/master_weights.MODES
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -117,6 +120,9 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
                 f"cudnn needs a CUDA GPU, this run's backend is {backend!r}; use "
                 "--config.model.attention=einsum (or xla)",
             )
+
+    if backend is not None:
+        _check_hardware(c, num_devices, backend, need)
 
     sizes = _mesh_sizes(c, num_devices)
     if isinstance(sizes, str):
@@ -235,6 +241,19 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         "rl.grad_accum_dtype",
         f"{acc!r} must be float32 (default) or bfloat16 (half the gradient accumulator)",
     )
+    master = r.get("master_weights", "none")
+    need(
+        master in MASTER_MODES,
+        "rl.master_weights",
+        f"{master!r} must be float32 (a float32 master of bfloat16 weights), compensated "
+        "(Kahan summation, half the memory) or none",
+    )
+    if master == "none" and c.model.param_dtype != "float32":
+        log.warning(
+            "--config.rl.master_weights=none with %s weights: AdamW's updates below half a "
+            "weight's spacing round away (an lr of 1e-6 barely trains)",
+            c.model.param_dtype,
+        )
     chunk = c.model.get("mlp_chunk", 0)
     need(
         isinstance(chunk, int) and chunk >= 0,
@@ -267,16 +286,64 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
                 need(False, "logging.wandb", "needs the wandb package: pip install wandb")
     v = c.eval
     need(v.every_steps >= 0, "eval.every_steps", "must be >= 0 (0 = never)")
-    if v.every_steps > 0:
+    if v.cruxeval_path:  # "" = none (evaluation during training is then off, or the suite's)
         need(
             paths.run_path(v.cruxeval_path).exists(),
             "eval.cruxeval_path",
-            f"{v.cruxeval_path!r} does not exist",
+            f"{v.cruxeval_path!r} does not exist; pass a CRUXEval-format JSONL file, or '' for none",
         )
     _check_paper_eval(v, need)
     _check_warmstart(c, need)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+INSTALL = {
+    "tpu": "on a Cloud TPU VM, `bash scripts/launch_tpu_vm.sh install NAME ZONE` from your machine "
+    "or `make tpu-vm-setup` on the VM (Python >= 3.11 and the pinned jax[tpu]: pip install -e "
+    "'.[tpu]')",
+    "gpu": "on a CUDA 12 host, pip install -e '.[cuda12]'",
+}
+
+
+def _check_hardware(c, num_devices: int, backend: str, need) -> None:
+    """A preset sized for a TPU slice or a GPU host runs on that hardware, or says why not."""
+    h = c.get("hardware")
+    if h is None or not (h.platform or h.devices):
+        return
+    need(
+        h.platform in ("", "tpu", "gpu"),
+        "hardware.platform",
+        f"{h.platform!r} must be tpu, gpu or '' (any)",
+    )
+    preset = f"the {h.name} preset" if h.name else "this config"
+    if h.allow_cpu and backend == "cpu":
+        log.warning(
+            "%s is sized for %d %s devices and runs on %d CPU devices "
+            "(--config.hardware.allow_cpu=True)",
+            preset,
+            h.devices,
+            h.platform.upper() or "accelerator",
+            num_devices,
+        )
+        return
+    if h.platform and backend != h.platform:
+        need(
+            False,
+            "hardware.platform",
+            f"{preset} needs {h.devices or 'its'} {h.platform.upper()} devices, but jax found "
+            f"{num_devices} {backend.upper()} device(s) (jax.default_backend() is {backend!r}: "
+            f"jax has no {h.platform.upper()} backend here). Install it: {INSTALL[h.platform]}; "
+            "or pass --config.hardware.allow_cpu=True to run this preset on CPU deliberately",
+        )
+    elif h.devices and num_devices < h.devices:
+        need(
+            False,
+            "hardware.devices",
+            f"{preset} is sized for {h.devices} {h.platform.upper()} devices, but this run sees "
+            f"{num_devices}: on a multi-host slice start the same command on every worker "
+            "(scripts/launch_tpu_vm.sh train ...); or use the preset of the slice you have",
+        )
 
 
 def _check_paper_eval(v, need) -> None:

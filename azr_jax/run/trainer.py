@@ -343,6 +343,10 @@ def hparams_from(config) -> TrainHparams:
         micro_batches=rows // r.micro_batch_size if r.micro_batch_size else 1,
         remat=config.model.remat,
         grad_accum_dtype=r.get("grad_accum_dtype", "float32"),
+        # a master (or compensation) only where the weights are stored in less than float32
+        master_weights=r.get("master_weights", "none")
+        if config.model.param_dtype != "float32"
+        else "none",
     )
 
 
@@ -575,19 +579,44 @@ PLOTS = {
 }
 
 
+def evaluates_during_training(config) -> bool:
+    """Whether `eval.every_steps` has something to evaluate: a CRUXEval file, HumanEval, or the
+    paper's suite. Logs once why not when it is set without one."""
+    from azr_jax.run import paper_eval
+
+    if not config.eval.every_steps:
+        return False
+    if has_cruxeval_or_humaneval(config) or paper_eval.selected(config):
+        return True
+    if dist.is_writer():
+        log.warning(
+            "eval.every_steps=%d but nothing to evaluate: evaluation during training is off. "
+            "Pass --config.eval.cruxeval_path=FILE (CRUXEval format), --config.eval.humaneval=True "
+            "or --config.eval.suite=paper --config.eval.data_dir=DIR to turn it on",
+            config.eval.every_steps,
+        )
+    return False
+
+
+def has_cruxeval_or_humaneval(config) -> bool:
+    return bool(config.eval.cruxeval_path) or bool(config.eval.humaneval)
+
+
 def periodic_eval(run: Run, config) -> dict[str, float]:
     """Greedy CRUXEval-O/I (and HumanEval if asked) with the current policy, as `eval/*` metrics."""
     from azr_jax.evals import evaluation
 
-    pool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))
-    try:
-        t = time.perf_counter()
-        summary, _ = run_evaluation(
-            run.policy.generator, run.state.params, run.policy.settings, config, pool
-        )
-    finally:
-        pool.close()
-    out = {f"eval/{k}": float(v) for k, v in summary.items()}
+    t = time.perf_counter()
+    out: dict[str, float] = {}
+    if has_cruxeval_or_humaneval(config):
+        pool = evaluation.evaluation_pool(workers=max(2, config.executor.workers))
+        try:
+            summary, _ = run_evaluation(
+                run.policy.generator, run.state.params, run.policy.settings, config, pool
+            )
+        finally:
+            pool.close()
+        out = {f"eval/{k}": float(v) for k, v in summary.items()}
     out.update(periodic_paper_eval(run, config))
     out["time/eval_s"] = time.perf_counter() - t
     return out
@@ -628,6 +657,7 @@ def _train(config, watch: PreemptionWatch, resume_command: str) -> dict[str, Any
         mirror=wandb_mirror_from(config, run.workdir) if dist.is_writer() else None,
     )
     progress = Progress(config.num_steps, run.start_step, enabled=dist.is_writer())
+    evaluating = evaluates_during_training(config)
     last: dict[str, Any] = {}
     skipped: list[str] = []  # causes of the non-finite updates in a row just before this step
     preempted = None  # the step saved on SIGTERM
@@ -637,7 +667,7 @@ def _train(config, watch: PreemptionWatch, resume_command: str) -> dict[str, Any
                 out = train_step_once(run, step, host)
                 done = step + 1
                 last = {"step": done, **out["metrics"]}
-                if config.eval.every_steps and done % config.eval.every_steps == 0:
+                if evaluating and done % config.eval.every_steps == 0:
                     last.update(periodic_eval(run, config))
                 last.update(timer.take())  # compiling this step did (setup's: in step 1's)
                 logger.log(done, last)
@@ -752,63 +782,6 @@ def check_nonfinite(
 
 
 # ----------------------------------------------------------------------------- evaluation & export
-def run_base_model(workdir, model_name: str = "") -> paths.epath.Path:
-    """The Hugging Face directory a run started from: `model_name` when given, else the run's
-    copy (`base_model/`, a built model's), else the `model_name` its config.json recorded (a
-    run from a named directory, e.g. the curve script's from the warm start)."""
-    workdir = paths.run_path(workdir)
-    if model_name:
-        candidates = [paths.run_path(model_name)]
-    else:
-        candidates = [workdir / "base_model"]
-        record = workdir / "config.json"
-        if record.exists():
-            recorded = json.loads(record.read_text()).get("model_name") or ""
-            if recorded:
-                candidates.append(paths.run_path(recorded))
-    for base in candidates:
-        if (base / "config.json").exists():
-            return base
-    raise FileNotFoundError(
-        f"{workdir}'s base model is not at {' or '.join(map(str, candidates))} (no config.json "
-        "there); pass --config.model_name=DIR, the Hugging Face directory the run started from"
-    )
-
-
-def load_policy(config, step: int | None = None, model_dir: str | None = None):
-    """(cfg, params, mesh, base model dir, step) of a run's checkpoint, or of a plain HF directory.
-
-    With `model_dir`, the Hugging Face directory is loaded as is (the base model, for before/after
-    comparisons). Otherwise the run in `config.output_dir` is restored: `step`, or the latest.
-    """
-    mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
-    kw = dict(
-        param_dtype=config.model.param_dtype,
-        dtype=config.model.dtype,
-        attention=config.model.attention,
-    )
-    if model_dir:
-        cfg, params = hf_io.load_hf(model_dir, mesh, **kw)
-        cfg = cfg.replace(**run_time_model(config))
-        return cfg, params, mesh, hf_io.resolve_model_dir(model_dir), None
-    workdir = paths.run_path(config.output_dir)
-    ckpt_dir = workdir / "checkpoints"
-    if not ckpt_dir.exists():
-        raise FileNotFoundError(
-            f"{workdir} holds no run (no checkpoints/); pass the run's --config.output_dir, or "
-            "evaluate a Hugging Face directory with --model_dir"
-        )
-    base = staging.stage(run_base_model(workdir, config.model_name))  # local, once per host
-    cfg = hf_io.load_config(base, **kw).replace(**run_time_model(config))
-    abstract = abstract_train_state(cfg, hparams_from(config), mesh)
-    with Checkpointer(ckpt_dir, save_interval_steps=1, max_to_keep=None, async_save=False) as ck:
-        step = ck.latest_step() if step is None or step < 0 else step
-        if step is None:
-            raise FileNotFoundError(f"{ckpt_dir} holds no complete checkpoint yet")
-        state, _ = ck.restore(step, abstract)
-    return cfg, state.params, mesh, hf_io.resolve_model_dir(str(base)), step
-
-
 def greedy_fn(generator: Generator, params, settings, batch_size: int):
     """A `generate_fn` for evaluation: greedy, one response per prompt, in order."""
     greedy = settings.replace(greedy=True, n=1)
@@ -830,9 +803,8 @@ def run_evaluation(generator, params, settings, config, pool) -> tuple[dict, lis
     """CRUXEval-O/I (and HumanEval if asked) with the given params, greedy."""
     from azr_jax.evals import evaluation
 
-    records = evaluation.load_cruxeval(
-        staging.stage(config.eval.cruxeval_path), config.eval.max_records
-    )
+    path = config.eval.cruxeval_path  # local or gs:// (staged once per host)
+    records = evaluation.load_cruxeval(staging.stage(path), config.eval.max_records) if path else []
     settings = settings.replace(max_new_tokens=config.eval.max_new_tokens)
     return evaluation.evaluate(
         greedy_fn(generator, params, settings, config.sampling.batch_size),

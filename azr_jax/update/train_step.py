@@ -2,7 +2,8 @@
 
 `train_step` computes the TRR++ loss (`pg_loss`) on log-probs from `logprobs`, accumulates the
 gradient over micro-batches (sums with full-batch weights, so any split equals the full batch),
-clips it at global norm `clip_norm` and applies AdamW. `jit_train_step` jits it once with the
+clips it at global norm `clip_norm` and applies AdamW (to a float32 master copy of the weights
+with `master_weights`, `update/master_weights.py`). `jit_train_step` jits it once with the
 shardings of `azr_jax.parallel.sharding` (parameters and optimizer state FSDP x tensor-parallel, batch
 over data x fsdp) and donates the state. A packed batch (`packing.pack_episodes`: several
 episodes per row) goes through the same step; its loss, gradient and metrics are per episode.
@@ -23,6 +24,7 @@ from flax import struct
 from azr_jax.model import transformer as model_lib
 from azr_jax.model.config import ModelConfig
 from azr_jax.parallel import sharding as shd
+from azr_jax.update import master_weights
 from azr_jax.update.guard import guarded
 from azr_jax.update.logprobs import token_logprobs
 from azr_jax.update.pg_loss import (
@@ -64,6 +66,10 @@ class TrainHparams:
     grad_accum_dtype: str = "float32"
     remat: bool = False  # recompute each block in the backward pass (GPU/TPU: 0.5B at 4 x 2048
     # tokens, 40 -> 3.5 GiB of temporaries on an H200; XLA:CPU schedules the recompute early)
+    # How low-precision weights take AdamW's small updates (`master_weights.MODES`): "float32"
+    # (a float32 master in the optimizer state, the weights recast from it), "compensated"
+    # (Kahan: a compensation in the weights' dtype, half the memory) or "none" (plain sum).
+    master_weights: str = "none"
 
     def lr_schedule(self) -> optax.Schedule:
         return lr_schedule(
@@ -71,7 +77,7 @@ class TrainHparams:
         )
 
     def optimizer(self) -> optax.GradientTransformation:
-        return make_optimizer(
+        opt = make_optimizer(
             self.lr,
             self.schedule,
             warmup=self.warmup_steps,
@@ -79,6 +85,8 @@ class TrainHparams:
             weight_decay=self.weight_decay,
             clip_norm=self.clip_norm,
         )
+        wrap = master_weights.MODES[self.master_weights]
+        return wrap(opt) if wrap else opt
 
 
 def lr_schedule(
@@ -220,7 +228,7 @@ def train_step(
     del rng
     grads, aux = loss_and_grads(state.params, batch, cfg=cfg, hparams=hparams)
     updates, opt_state = hparams.optimizer().update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    params = master_weights.apply(state.params, updates, opt_state)
     metrics = dict(aux)
     metrics["grad_norm"] = optax.tree.norm(grads)
     metrics["lr"] = jnp.asarray(hparams.lr_schedule()(state.step), jnp.float32)

@@ -291,3 +291,53 @@ def test_failed_save_names_the_directory_and_keeps_the_last_step(tmp_path, async
         device, host = ckpt.restore(None, abstract)
     assert host == {"step": 1} and int(device["step"]) == 1
     np.testing.assert_array_equal(np.asarray(device["w"]), np.arange(256 * 1024) + 1.0)
+
+
+def test_restore_params_reads_the_parameters_alone(tmp_path):
+    """`restore_params`: the saved parameters bit for bit, on another mesh, without reading the
+    optimizer state (evaluation needs the weights' memory only); a mismatch names the key."""
+    mesh = _mesh((4, 2))
+    state = _state(5, mesh)
+    with Checkpointer(tmp_path / "ck", save_interval_steps=1, max_to_keep=2) as ck:
+        ck.save(5, state, _host(5))
+    other = _mesh((2, 4))
+    abstract = _abstract(state["params"], other, P("y", "x"))
+    with Checkpointer(tmp_path / "ck", save_interval_steps=1, max_to_keep=2) as ck:
+        params = ck.restore_params(5, abstract)
+        assert set(params) == {"w", "b"}
+        np.testing.assert_array_equal(np.asarray(params["w"]), np.asarray(state["params"]["w"]))
+        assert params["w"].sharding == abstract["w"].sharding
+        wrong = dict(abstract, w=jax.ShapeDtypeStruct((16, 8), jnp.bfloat16))
+        with pytest.raises(ValueError, match=r"params\.w: checkpoint has float32\[16, 8\]"):
+            ck.restore_params(5, wrong)
+        with pytest.raises(FileNotFoundError, match="no complete checkpoint for step 6"):
+            ck.restore_params(6, abstract)
+
+
+def test_the_float32_master_restores_exactly(tmp_path, qwen2_dir):
+    """A bfloat16 train state with its float32 master (rl.master_weights): saved and restored
+    bit for bit, master included, through the trainer's abstract state."""
+    from azr_jax.model import hf_io
+    from azr_jax.parallel import sharding as shd
+    from azr_jax.run.trainer import abstract_train_state
+    from azr_jax.update.train_step import TrainHparams, jit_init_state
+
+    cfg, params = hf_io.load_hf(qwen2_dir, param_dtype="bfloat16")
+    mesh = shd.make_mesh(data=1, fsdp=4, tensor=2)
+    hp = TrainHparams(master_weights="float32")
+    state = jit_init_state(cfg, hp, mesh)(params)
+    # a master that is not the weights' upcast (as after training): every bit must come back
+    noise = jax.tree.map(lambda m: m + 1e-7 * jnp.sign(m), state.opt_state.master)
+    state = state.replace(opt_state=state.opt_state._replace(master=noise))
+    with Checkpointer(tmp_path / "ck", save_interval_steps=1, max_to_keep=2) as ck:
+        ck.save(1, state, {})
+    with Checkpointer(tmp_path / "ck", save_interval_steps=1, max_to_keep=2) as ck:
+        restored, _ = ck.restore(1, abstract_train_state(cfg, hp, mesh))
+    for a, b in zip(
+        jax.tree.leaves(restored.opt_state.master), jax.tree.leaves(noise), strict=True
+    ):
+        assert a.dtype == jnp.float32
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(jax.tree.leaves(restored.params), jax.tree.leaves(state.params), strict=True):
+        assert a.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -127,7 +127,6 @@ def test_paper_presets_are_valid_on_their_hosts(model):
     for host in hosts:
         c = load("azr", f"{model},{host}")
         c.model_name = ""  # hub names are checked at load time, not here
-        c.eval.every_steps = 0
         check_config(c, num_devices=azr.HOSTS[host][0])
         assert c.rl.learning_rate == 1e-6 and c.azr.batch_size == 64 and c.azr.n_rollouts == 8
         assert (c.sampling.max_prompt_len, c.sampling.max_new_tokens) == (6144, 8096)
@@ -176,3 +175,129 @@ def test_auto_and_splash_attention_per_backend():
     check_config(c, num_devices=1, backend="cpu")  # interpret mode: parity checks
     with pytest.raises(ConfigError, match=r"model\.attention: splash is the TPU kernel.*auto"):
         check_config(c, num_devices=1, backend="gpu")
+
+
+PRESETS_ANYWHERE = """
+import importlib.util, json, sys
+from pathlib import Path
+from azr_jax.run.config_checks import check_config
+
+def load(arg):
+    spec = importlib.util.spec_from_file_location("azr", Path("configs/azr.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod, mod.get_config(arg)
+
+azr, _ = load(None)
+done = []
+for model in azr.MODELS:
+    for host in azr.hosts_of(model):
+        _, c = load(f"{model},{host}")
+        devices = azr.HOSTS[host][0]
+        check_config(c, num_devices=devices, backend=c.hardware.platform)  # as on its hardware
+        done.append([model, host, c.model_name, c.eval.every_steps, c.eval.cruxeval_path])
+print(json.dumps(done))
+"""
+
+
+def test_every_preset_passes_its_check_in_a_clone_without_shared(tmp_path):
+    """The repository alone (configs/ and azr_jax/, no ../shared beside it): every model x host
+    preset, as the README's commands give it (hub name, eval.every_steps=50), passes its config
+    check on its own hardware; no default points outside the repository."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    clone = tmp_path / "clone"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in ("azr_jax", "configs"):
+        shutil.copytree(ROOT / part, clone / part, ignore=ignore)
+    assert not (clone.parent / "shared").exists()
+    res = subprocess.run(
+        [sys.executable, "-c", PRESETS_ANYWHERE],
+        cwd=clone,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(clone), "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    done = json.loads(res.stdout.strip().splitlines()[-1])
+    assert len(done) == 6 * 4
+    for model, host, name, every, crux in done:
+        assert "/" in name and every == 50 and crux == "", (model, host, name, every, crux)
+
+
+def _walk(value, path=""):
+    if hasattr(value, "items"):
+        for k, v in value.items():
+            yield from _walk(v, f"{path}.{k}" if path else k)
+    else:
+        yield path, value
+
+
+@pytest.mark.parametrize("name, arg", [("default", None), ("azr", "qwen2.5-coder-7b,v5e-8")])
+def test_no_default_path_points_outside_the_repository(name, arg):
+    for key, value in _walk(load(name, arg)):
+        if isinstance(value, str):
+            assert "../" not in value and "shared/" not in value, (key, value)
+
+
+def test_a_tpu_preset_on_cpu_stops_with_the_install_command():
+    c = load("azr", "qwen2.5-coder-7b,v5e-8")
+    assert (c.hardware.name, c.hardware.platform, c.hardware.devices) == ("v5e-8", "tpu", 8)
+    with pytest.raises(ConfigError) as e:
+        check_config(c, num_devices=8, backend="cpu")
+    msg = str(e.value)
+    assert "--config.hardware.platform: the v5e-8 preset needs 8 TPU devices" in msg
+    assert "jax found 8 CPU device(s)" in msg
+    assert "make tpu-vm-setup" in msg and "pip install -e '.[tpu]'" in msg
+    assert "--config.hardware.allow_cpu=True" in msg
+    check_config(c, num_devices=8, backend="tpu")  # on its slice: fine
+
+
+def test_allow_cpu_runs_a_tpu_preset_on_cpu_deliberately(caplog):
+    c = load("azr", "qwen2.5-coder-7b,v5e-8")
+    c.hardware.allow_cpu = True
+    with caplog.at_level("WARNING"):
+        check_config(c, num_devices=8, backend="cpu")
+    assert "sized for 8 TPU devices and runs on 8 CPU devices" in caplog.text
+
+
+def test_fewer_devices_than_the_slice_is_an_error():
+    c = load("azr", "qwen2.5-coder-7b,v5e-16")
+    with pytest.raises(
+        ConfigError, match=r"hardware\.devices: the v5e-16 preset is sized for 16 TPU"
+    ):
+        check_config(c, num_devices=4, backend="tpu")
+
+
+def test_a_gpu_preset_on_cpu_names_the_cuda_extra():
+    c = load("azr", "qwen3-4b-base,gpu-8")
+    with pytest.raises(ConfigError, match=r"needs 8 GPU devices.*cuda12"):
+        check_config(c, num_devices=8, backend="cpu")
+    check_config(load("default"), num_devices=1, backend="cpu")  # no hardware: runs anywhere
+
+
+def test_master_weights_key_and_the_presets_that_need_it():
+    """Every preset that stores bfloat16 weights trains on a float32 master (the trainer's
+    hyperparameters say so); float32 presets need none."""
+    from azr_jax.run.trainer import hparams_from
+
+    azr = _azr_module()
+    seen = set()
+    for model in azr.MODELS:
+        for host in azr.hosts_of(model):
+            c = load("azr", f"{model},{host}")
+            master = hparams_from(c).master_weights
+            if c.model.param_dtype == "bfloat16":
+                assert master in ("float32", "compensated"), (model, host)
+            else:
+                assert master == "none", (model, host)
+            seen.add(master)
+    assert seen == {"float32", "compensated", "none"}
+    c = load("default")
+    c.rl.master_weights = "fp32"
+    with pytest.raises(ConfigError, match=r"rl\.master_weights: 'fp32' must be float32"):
+        check_config(c, num_devices=1)
