@@ -17,6 +17,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         ""  # local HF directory or hub name; "" builds the tiny default (model.tiny_family)
     )
     c.output_dir = "runs/default"  # the run directory: config, metrics, samples, plots, checkpoints
+    # JAX's persistent compilation cache (local or gs://; "" = off): a restart loads what it compiled
+    c.compile_cache_dir = "~/.cache/azr_jax/jax_compile"
     c.num_steps = 4  # self-play steps (each: propose, validate, estimate difficulty, solve, update)
     c.seed = 0  # fixes sampling, buffers and initial state (bitwise-reproducible on CPU)
 

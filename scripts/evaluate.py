@@ -35,6 +35,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from azr_jax.parallel import distributed
+from azr_jax.storage import paths
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Run config file[:preset]."
@@ -56,10 +57,12 @@ def main(argv):
     del argv
     distributed.start_from_flags()
     from azr_jax.evals import evaluation
-    from azr_jax.run import restore, trainer
+    from azr_jax.run import compile_cache, restore, trainer
 
-    # the run's own model keys (dtypes and mesh also for --model_dir, its base model)
-    config = restore.recorded_config(_CONFIG.value, restore.named_on_command_line())
+    config = _CONFIG.value
+    compile_cache.enable(config.compile_cache_dir)
+    if not FLAGS.model_dir:
+        config = restore.recorded_config(config, restore.named_on_command_line())
     names = [n.strip() for n in config.eval.benchmarks.split(",") if n.strip()]
     if config.eval.suite or FLAGS.responses or [n for n in names if n != "cruxeval"]:
         return paper_table(config, with_cruxeval="cruxeval" in names)
@@ -78,16 +81,13 @@ def main(argv):
         pool.close()
     summary.update({"step": step, "model": str(FLAGS.model_dir or config.output_dir)})
     if distributed.is_writer():
-        out_dir = Path(config.output_dir) / "eval"  # never inside a user's model directory
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = paths.run_path(config.output_dir) / "eval"  # never inside a model directory
         name = (
             f"step_{step:06d}.jsonl"
             if step is not None
             else f"hf_{Path(FLAGS.model_dir).name}.jsonl"
         )
-        with open(out_dir / name, "w") as fh:
-            for s in samples:
-                fh.write(json.dumps(s) + "\n")
+        paths.write_atomic(out_dir / name, "".join(json.dumps(s) + "\n" for s in samples).encode())
         print(json.dumps(summary))
 
 
@@ -119,13 +119,13 @@ def paper_table(config, with_cruxeval: bool) -> None:
     if FLAGS.responses:
         name, label = f"responses_{Path(FLAGS.responses).stem}", Path(FLAGS.responses).stem
     elif step is not None:
-        name, label = f"step_{step:06d}", f"{Path(config.output_dir).name} step {step}"
+        name, label = f"step_{step:06d}", f"{paths.run_path(config.output_dir).name} step {step}"
     else:
         name, label = f"hf_{Path(FLAGS.model_dir).name}", Path(FLAGS.model_dir).name
     summary.update({"step": step, "model": label})
     if distributed.is_writer():
         table = paper_eval.write_outputs(
-            Path(config.output_dir) / "eval",
+            paths.run_path(config.output_dir) / "eval",
             name,
             summary,
             verdicts + samples,

@@ -9,16 +9,18 @@ named on the command line. Only the parameters are read (no optimizer state).
 """
 
 import json
+import tempfile
 
 from absl import app, flags
 from ml_collections import config_flags
 
 from azr_jax.parallel import distributed
+from azr_jax.storage import paths
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Run config file[:preset]."
 )
-flags.DEFINE_string("out", None, "Output directory.", required=True)
+flags.DEFINE_string("out", None, "Output directory (a local path or gs:// URL).", required=True)
 flags.DEFINE_enum(
     "dtype", None, ["float32", "bfloat16"], "Saved dtype (default: the run's param dtype)."
 )
@@ -34,7 +36,13 @@ def main(argv):
 
     config = restore.recorded_config(_CONFIG.value, restore.named_on_command_line())
     cfg, params, _, base, step = restore.load_policy(config, config.eval.step)
-    out = hf_io.save_hf(params, cfg, FLAGS.out, base, dtype=FLAGS.dtype)
+    if paths.is_url(FLAGS.out):  # written here, then uploaded (config.json last)
+        with tempfile.TemporaryDirectory() as tmp:
+            hf_io.save_hf(params, cfg, tmp, base, dtype=FLAGS.dtype)
+            if distributed.is_writer():
+                out = paths.upload_tree(tmp, FLAGS.out)
+    else:
+        out = hf_io.save_hf(params, cfg, FLAGS.out, base, dtype=FLAGS.dtype)
     if distributed.is_writer():
         print(json.dumps({"out": str(out), "step": step, "num_params": cfg.num_params}))
 

@@ -24,6 +24,7 @@
 """
 
 import copy
+import io
 import json
 import re
 import time
@@ -31,6 +32,8 @@ from pathlib import Path
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from azr_jax.storage import paths
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Run config file[:preset]."
@@ -59,11 +62,12 @@ TYPES = ("code_o", "code_i", "code_f")
 VARIANTS = ("paper", "diversity", "novelty")
 
 
-def _write_heldout(tasks, path: Path) -> None:
-    with open(path, "w") as fh:
-        for n, t in enumerate(tasks):
-            row = {"code": t.triplet.program, "input": t.triplet.input, "output": t.triplet.output}
-            fh.write(json.dumps({**row, "id": f"heldout_{n}"}) + "\n")
+def _write_heldout(tasks, path) -> None:
+    lines = []
+    for n, t in enumerate(tasks):
+        row = {"code": t.triplet.program, "input": t.triplet.input, "output": t.triplet.output}
+        lines.append(json.dumps({**row, "id": f"heldout_{n}"}) + "\n")
+    paths.write_atomic(path, "".join(lines).encode())
 
 
 def _score_induction(generator, params, settings, config, tasks, pool) -> float:
@@ -181,8 +185,10 @@ def _plot(results: dict, initial: dict, path: Path) -> None:
         ax.legend(fontsize=7)
         ax.set_ylim(-0.02, 1.02)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    paths.write_atomic(path, png.getvalue())
 
 
 def main(argv):
@@ -199,8 +205,7 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     base_config = _CONFIG.value
-    out = Path(FLAGS.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = paths.makedirs(FLAGS.out)  # a local directory or a gs:// URL
     if base_config.model_name:  # a built warm start: its own record says what its corpus was
         base_dir = Path(base_config.model_name)
         info = json.loads((base_dir / DONE_FILE).read_text())["recipe"]
@@ -271,7 +276,7 @@ def main(argv):
             for name, r in results.items()
         },
     }
-    (out / "curve.json").write_text(json.dumps(summary, indent=2))
+    paths.write_atomic(out / "curve.json", json.dumps(summary, indent=2).encode())
     print(json.dumps(summary))
 
 

@@ -6,9 +6,14 @@
 
 Multi-host: Cloud TPU VMs initialise automatically; elsewhere pass --coordinator_address,
 --num_processes and --process_id on every host.
+
+SIGTERM (a spot VM's preemption notice) ends the run after the step in flight, saved; the
+process exits 0 after printing "preempted: saved step N ...; resume with: COMMAND".
 """
 
 import json
+import shlex
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -27,6 +32,7 @@ def main(argv):
     distributed.start_from_flags()
     import jax
 
+    from azr_jax.run import compile_cache
     from azr_jax.run.config_checks import ConfigError, check_config
     from azr_jax.run.trainer import train_and_evaluate
 
@@ -35,7 +41,8 @@ def main(argv):
         check_config(config, num_devices=jax.device_count(), backend=jax.default_backend())
     except ConfigError as e:
         raise app.UsageError(str(e)) from None
-    last = train_and_evaluate(config)
+    compile_cache.enable(config.compile_cache_dir)
+    last = train_and_evaluate(config, resume_command=shlex.join(["python", *sys.argv]))
     if distributed.is_writer():
         print(json.dumps(last))
 

@@ -79,3 +79,25 @@ def small_warmstart(**changes) -> Path:
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return build_warmstart(recipe, cache, progress=False)
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory):
+    """A Cloud Storage emulator for the session (tests/gcs_emulator.py), its variables set in
+    os.environ (so subprocesses reach it too), staged copies in a temporary AZR_STAGE_DIR;
+    yields the emulator (bucket: `gcs.bucket`)."""
+    from tests.gcs_emulator import GcsEmulator
+
+    emulator = GcsEmulator()
+    env = {**emulator.env, "AZR_STAGE_DIR": str(tmp_path_factory.mktemp("staged"))}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield emulator
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        emulator.stop()

@@ -13,8 +13,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "azr_jax"
 
 # package -> the azr_jax packages its modules may import (besides their own).
 MAY_IMPORT = {
+    "storage": set(),
     "parallel": set(),
-    "model": {"parallel"},
+    "model": {"parallel", "storage"},
     "sampling": {"parallel", "model"},
     "update": {"parallel", "model"},
     "executor": set(),
@@ -22,6 +23,7 @@ MAY_IMPORT = {
     "evals": {"executor", "selfplay", "sampling", "model", "parallel"},
     "warmstart": {"parallel", "model", "executor", "selfplay"},
     "run": {
+        "storage",
         "parallel",
         "model",
         "sampling",
@@ -32,7 +34,7 @@ MAY_IMPORT = {
         "warmstart",
     },
 }
-HOST_ONLY = {"executor", "selfplay"}  # the host side never imports JAX (STYLE.md, rule 6)
+HOST_ONLY = {"executor", "selfplay", "storage"}  # never import JAX (STYLE.md, rule 6)
 DEVICE_LIBS = {"jax", "jaxlib", "flax", "optax", "orbax"}
 
 

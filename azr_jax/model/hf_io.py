@@ -25,6 +25,7 @@ import numpy as np
 from azr_jax.model import transformer as model_lib
 from azr_jax.model.config import ModelConfig
 from azr_jax.parallel import sharding as shd
+from azr_jax.storage import paths, staging
 
 ST_DTYPES = {
     "F32": np.float32,
@@ -278,7 +279,19 @@ def is_hub_name(name: str) -> bool:
 
 
 def resolve_model_dir(name_or_path: str) -> Path:
-    """A local directory, or a hub name fetched (config, safetensors, tokenizer) when online."""
+    """A local directory, a `gs://` URL of one (staged once per host, storage/staging.py), or a
+    hub name fetched (config, safetensors, tokenizer) when online (the hub's own cache and file
+    locks make that once per host too)."""
+    if paths.is_url(name_or_path):
+        try:
+            path = staging.stage(name_or_path)
+        except FileNotFoundError as e:
+            raise CheckpointError(str(e)) from e
+        if not (path / "config.json").exists():
+            raise CheckpointError(
+                f"{name_or_path}: no config.json there; this is not a Hugging Face model directory"
+            )
+        return path
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():

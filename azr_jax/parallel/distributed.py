@@ -150,6 +150,8 @@ def start_from_flags() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO lines
+    for name in ("fsspec", "gcsfs"):  # per-read INFO lines of gs:// files
+        logging.getLogger(name).setLevel(logging.WARNING)
     f = flags.FLAGS
     initialize(f.coordinator_address, f.num_processes, f.process_id)
 

@@ -21,6 +21,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from azr_jax.storage import paths
+
 _DEVICE = "device"
 _HOST = "host"
 
@@ -53,7 +55,8 @@ class Checkpointer:
         """Opens (or creates) the checkpoint directory.
 
         Args:
-            directory: where the step directories live (absolute, or relative to the cwd).
+            directory: where the step directories live: a local path (absolute, or relative to
+                the cwd) or a `gs://` URL.
             save_interval_steps: `save` writes only steps that are a multiple of this (or a
                 preemption step, or `force=True`).
             max_to_keep: newest steps to keep; older ones are deleted after a new step commits.
@@ -65,7 +68,7 @@ class Checkpointer:
             raise ValueError(f"save_interval_steps={save_interval_steps} must be >= 1")
         if max_to_keep is not None and max_to_keep < 1:
             raise ValueError(f"max_to_keep={max_to_keep} must be >= 1 (or None to keep all)")
-        self.directory = Path(directory).absolute()
+        self.directory = paths.run_path(directory)  # a local directory or a gs:// URL
         self._pending: int | None = None  # the step of the last save (async: maybe in flight)
         policies = ocp.checkpoint_managers
         options = ocp.CheckpointManagerOptions(

@@ -16,6 +16,7 @@ from azr_jax.model.config import (
     SUPPORTED_DTYPES,
     resolve_attention,
 )
+from azr_jax.storage import paths
 
 TASK_TYPES = ("code_o", "code_i", "code_f")
 SCHEDULES = ("constant", "cosine", "linear_warmup")
@@ -63,8 +64,12 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
         f"{c.num_steps!r} must be an integer >= 0",
     )
     need(bool(str(c.output_dir).strip()), "output_dir", "must name a directory (the run directory)")
+    try:
+        paths.run_path(str(c.output_dir))
+    except ValueError as e:
+        need(False, "output_dir", str(e))
     name = str(c.model_name)
-    if name:
+    if name and not paths.is_url(name):  # a gs:// URL is checked when it is staged
         p = Path(name).expanduser()
         local = p.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1
         if local:
@@ -283,7 +288,7 @@ def check_config(c: Any, num_devices: int, backend: str | None = None) -> None:
     need(v.every_steps >= 0, "eval.every_steps", "must be >= 0 (0 = never)")
     if v.cruxeval_path:  # "" = none (evaluation during training is then off, or the suite's)
         need(
-            Path(v.cruxeval_path).exists(),
+            paths.run_path(v.cruxeval_path).exists(),
             "eval.cruxeval_path",
             f"{v.cruxeval_path!r} does not exist; pass a CRUXEval-format JSONL file, or '' for none",
         )

@@ -13,6 +13,7 @@ given another run's summary, the PNG comparing the two.
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import tqdm
 from azr_jax.evals import benchmarks as bm
 from azr_jax.evals import code_grading, generation, report, suite
 from azr_jax.parallel import distributed as dist
+from azr_jax.storage import paths, staging
 
 
 def selected(config) -> tuple[str, ...]:
@@ -47,14 +49,17 @@ def evaluate_paper(
     names = selected(config)
     rows = None
     if responses_path:
-        rows = suite.read_responses(responses_path, names)
+        rows = suite.read_responses(staging.stage(responses_path), names)
         names = names or tuple(n for n in bm.PAPER_SUITE if any(r["benchmark"] == n for r in rows))
     if not names:
         raise ValueError(
             "no benchmarks: set --config.eval.suite=paper or --config.eval.benchmarks=..."
         )
     benches = suite.load_suite(
-        names, config.eval.data_dir, config.eval.max_problems, config.eval.livecodebench_dates
+        names,
+        staging.stage(config.eval.data_dir),  # a gs:// directory: copied once per host
+        config.eval.max_problems,
+        config.eval.livecodebench_dates,
     )
     show = dist.is_writer()
     if rows is None:
@@ -130,21 +135,23 @@ def write_outputs(
     compare_with: str | None = None,
 ) -> str:
     """Writes NAME.paper.jsonl, NAME.summary.json, NAME.md (and NAME.compare.png); returns the
-    Markdown table (this run's row, after `compare_with`'s when given)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / f"{name}.paper.jsonl", "w") as fh:
-        for v in verdicts:
-            fh.write(json.dumps(v) + "\n")
-    (out_dir / f"{name}.summary.json").write_text(json.dumps(summary) + "\n")
+    Markdown table (this run's row, after `compare_with`'s when given). `out_dir` and
+    `compare_with` may be gs:// URLs."""
+    out_dir = paths.run_path(out_dir)
+    paths.write_atomic(
+        out_dir / f"{name}.paper.jsonl", "".join(json.dumps(v) + "\n" for v in verdicts).encode()
+    )
+    paths.write_atomic(out_dir / f"{name}.summary.json", (json.dumps(summary) + "\n").encode())
     rows = {label: summary}
     if compare_with:
-        other = report.load_summary(compare_with)
+        other = report.load_summary(staging.stage(compare_with))
         other_label = str(other.get("model") or Path(compare_with).name.split(".")[0])
         if other_label == label:
             other_label += " (compared)"
         rows = {other_label: other, label: summary}
-        report.plot_comparison(rows, out_dir / f"{name}.compare.png")
+        with tempfile.TemporaryDirectory() as tmp:
+            report.plot_comparison(rows, Path(tmp) / "compare.png")
+            paths.upload(Path(tmp) / "compare.png", out_dir / f"{name}.compare.png")
     table = report.markdown_table(rows)
-    (out_dir / f"{name}.md").write_text(table + "\n")
+    paths.write_atomic(out_dir / f"{name}.md", (table + "\n").encode())
     return table

@@ -12,14 +12,21 @@ Resuming: a run restored from the checkpoint of step S reopens its `RunLogger` w
 dropped, so every step appears exactly once once the run finishes.
 
 On multi-host runs only process 0 writes: pass `is_writer=jax.process_index() == 0`.
+
+`workdir` may be a `gs://` URL (storage/paths.py). Object storage has no append: metrics.jsonl
+and the TensorBoard event file then grow in a local staging directory and are uploaded whole
+after every step (a few kB to MB: small beside a step), before that step's checkpoint is saved,
+so a resumed run finds every record up to its checkpoint (and drops any later ones, as locally).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,7 @@ from matplotlib.figure import Figure
 from tensorboardX import SummaryWriter
 
 from azr_jax.run.sample_limits import SampleLimits, bounded_lines, rotate
+from azr_jax.storage import paths
 
 METRICS_FILE = "metrics.jsonl"
 _SAMPLES_NAME = re.compile(r"step_(\d+)\.jsonl")
@@ -40,7 +48,7 @@ class RunLogger:
 
     def __init__(
         self,
-        workdir: str | Path,
+        workdir: str | Path | paths.epath.Path,
         *,
         is_writer: bool = True,
         resume_step: int | None = None,
@@ -50,7 +58,7 @@ class RunLogger:
         """Opens the records of `workdir`, dropping those of steps after `resume_step`.
 
         Args:
-            workdir: the run directory (created if missing).
+            workdir: the run directory (created if missing): a local path or a gs:// URL.
             is_writer: False makes every method a no-op (non-zero processes of a multi-host run).
             resume_step: the step of the checkpoint the run resumed from; records of later
                 steps are removed. None (a fresh start) removes all earlier records.
@@ -60,19 +68,28 @@ class RunLogger:
                 `close()`); None for none.
         """
         self.is_writer = is_writer
-        self.workdir = Path(workdir)
+        self.workdir = paths.run_path(workdir)
         self.last_step: int | None = None
         self.sample_limits = sample_limits
         self.mirror = mirror
         if not is_writer:
             return
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        paths.makedirs(self.workdir)
         keep_through = -1 if resume_step is None else resume_step
         self.last_step = _truncate_metrics(self.workdir / METRICS_FILE, keep_through)
         _remove_samples_after(self.workdir / "samples", keep_through)
-        self._metrics = open(self.workdir / METRICS_FILE, "a", encoding="utf-8")
+        # Local: the files themselves. A URL: local copies, uploaded whole by `_upload`.
+        self._staging = (
+            Path(tempfile.mkdtemp(prefix="azr-records-")) if paths.is_url(self.workdir) else None
+        )
+        local = self._staging or Path(self.workdir)
+        if self._staging is not None:
+            (self._staging / METRICS_FILE).write_bytes(_read_bytes(self.workdir / METRICS_FILE))
+        self._metrics_path = local / METRICS_FILE
+        self._metrics = open(self._metrics_path, "a", encoding="utf-8")
+        self._tb_dir = local / "tb"
         # purge_step hides events at steps >= it left by the crashed attempt.
-        self._tb = SummaryWriter(str(self.workdir / "tb"), purge_step=keep_through + 1)
+        self._tb = SummaryWriter(str(self._tb_dir), purge_step=keep_through + 1)
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Records `metrics` of `step` (one call per step, steps increasing) and flushes.
@@ -96,11 +113,22 @@ class RunLogger:
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self._tb.add_scalar(key, value, global_step=step)
         self._tb.flush()
+        self._upload()
         if self.mirror is not None:
             self.mirror.log(step, record)
         self.last_step = step
 
-    def log_samples(self, step: int, samples: Sequence[Mapping[str, Any]]) -> Path | None:
+    def _upload(self) -> None:
+        """A URL workdir: uploads the staged metrics.jsonl and event files, each whole."""
+        if self._staging is None:
+            return
+        paths.upload(self._metrics_path, self.workdir / METRICS_FILE)
+        for event_file in sorted(self._tb_dir.iterdir()):
+            paths.upload(event_file, self.workdir / "tb" / event_file.name)
+
+    def log_samples(
+        self, step: int, samples: Sequence[Mapping[str, Any]]
+    ) -> paths.epath.Path | None:
         """Writes `samples` (e.g. prompt, response, verdict dicts) to samples/step_{step:06d}.jsonl.
 
         Only the rows `sample_limits` keeps (per group, byte cap); then the oldest step files
@@ -109,17 +137,16 @@ class RunLogger:
         if not self.is_writer:
             return None
         path = self.workdir / "samples" / f"step_{step:06d}.jsonl"
-        path.parent.mkdir(exist_ok=True)
         lines = bounded_lines(
             samples, self.sample_limits, lambda s: json.dumps({k: _plain(v) for k, v in s.items()})
         )
-        _write_atomic(path, "".join(lines).encode())
+        paths.write_atomic(path, "".join(lines).encode())
         rotate(path.parent, self.sample_limits.keep_steps)
         if self.mirror is not None:
             self.mirror.log_samples(step, [json.loads(line) for line in lines])
         return path
 
-    def plot(self, keys_by_figure: Mapping[str, Sequence[str]]) -> list[Path]:
+    def plot(self, keys_by_figure: Mapping[str, Sequence[str]]) -> list[paths.epath.Path]:
         """Draws each figure's metric keys over steps into plots/<figure>.png.
 
         Example: `plot({"reward": ["reward/induction/solve", "reward/deduction/solve"]})`.
@@ -129,8 +156,7 @@ class RunLogger:
             return []
         records = read_metrics(self.workdir / METRICS_FILE)
         out_dir = self.workdir / "plots"
-        out_dir.mkdir(exist_ok=True)
-        paths = []
+        written, local = [], []
         for name, keys in keys_by_figure.items():
             if not re.fullmatch(r"[\w.-]+", name):
                 raise ValueError(f"figure name {name!r}: use letters, digits, '_', '-', '.' only")
@@ -144,21 +170,30 @@ class RunLogger:
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
             path = out_dir / f"{name}.png"
-            tmp = path.with_suffix(".png.tmp")
-            fig.savefig(tmp, format="png", dpi=100)
-            os.replace(tmp, path)
-            paths.append(path)
+            png = io.BytesIO()
+            fig.savefig(png, format="png", dpi=100)
+            paths.write_atomic(path, png.getvalue())
+            written.append(path)
+            if self._staging is not None:  # the mirror reads local files
+                (self._staging / "plots").mkdir(exist_ok=True)
+                (self._staging / "plots" / path.name).write_bytes(png.getvalue())
+                local.append(self._staging / "plots" / path.name)
         if self.mirror is not None:
-            self.mirror.log_plots(paths)
-        return paths
+            self.mirror.log_plots(local if self._staging is not None else written)
+        return written
 
     def close(self) -> None:
         if not self.is_writer:
             return
         self._metrics.close()
         self._tb.close()
-        if self.mirror is not None:
-            self.mirror.close()
+        try:
+            self._upload()
+        finally:
+            if self._staging is not None:
+                shutil.rmtree(self._staging, ignore_errors=True)
+            if self.mirror is not None:
+                self.mirror.close()
 
     def __enter__(self) -> RunLogger:
         return self
@@ -194,24 +229,22 @@ class Progress:
         self._bar.close()
 
 
-def write_config(workdir: str | Path, config: Mapping[str, Any] | str) -> Path:
+def write_config(workdir: str | Path, config: Mapping[str, Any] | str) -> paths.epath.Path:
     """Snapshots the run's config: a dict to config.json, source text to config.py."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = paths.makedirs(workdir)
     if isinstance(config, str):
         path, text = workdir / "config.py", config
     else:
         path, text = workdir / "config.json", json.dumps(_plain(config), indent=2, sort_keys=True)
-    _write_atomic(path, text.encode())
+    paths.write_atomic(path, text.encode())
     return path
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl; a truncated last line (killed mid-write) is skipped."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    """The records of a metrics.jsonl (local or gs://); a truncated last line (killed mid-write)
+    is skipped."""
+    path = paths.run_path(path)
+    lines = _read_bytes(path).decode("utf-8").splitlines()
     records = []
     for i, line in enumerate(lines):
         try:
@@ -223,32 +256,30 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def _truncate_metrics(path: Path, keep_through: int) -> int | None:
+def _read_bytes(path: paths.epath.Path) -> bytes:
+    """The file's bytes; b"" if there is none."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _truncate_metrics(path: paths.epath.Path, keep_through: int) -> int | None:
     """Atomically rewrites `path` with only the records of steps <= keep_through; returns the last."""
     if not path.exists():
         return None
     kept = [r for r in read_metrics(path) if r["step"] <= keep_through]
-    _write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+    paths.write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
     return kept[-1]["step"] if kept else None
 
 
-def _remove_samples_after(samples_dir: Path, keep_through: int) -> None:
+def _remove_samples_after(samples_dir: paths.epath.Path, keep_through: int) -> None:
     if not samples_dir.is_dir():
         return
     for path in samples_dir.iterdir():
         match = _SAMPLES_NAME.fullmatch(path.name)
         if match and int(match.group(1)) > keep_through:
             path.unlink()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Writes via a temporary file and a rename, so readers see the old or the new file, whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _plain(value: Any) -> Any:

@@ -23,6 +23,7 @@ from azr_jax.model import transformer as model_lib
 from azr_jax.parallel import sharding as shd
 from azr_jax.run.checkpointing import Checkpointer
 from azr_jax.run.trainer import run_time_model
+from azr_jax.storage import paths, staging
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def recorded_config(config: Any, named: Iterable[str] = ()) -> Any:
     """`config` with the model, dtype and mesh keys its run's config.json recorded (RECORDED_KEYS),
     except those in `named` (the caller's explicit choices). A run without config.json (or a key
     it did not record) keeps the caller's values."""
-    record = Path(config.output_dir) / "config.json"
+    record = paths.run_path(config.output_dir) / "config.json"
     if not record.exists():
         return config
     stored = json.loads(record.read_text())
@@ -76,11 +77,13 @@ def recorded_config(config: Any, named: Iterable[str] = ()) -> Any:
     return config
 
 
-def run_base_model(workdir: Path, model_name: str = "") -> Path:
+def run_base_model(workdir, model_name: str = "") -> Path:
     """The Hugging Face directory a run started from: `model_name` when given, else the run's
     copy (`base_model/`, a built model's), else the `model_name` its config.json recorded (a local
-    directory, or a hub name: found in the local hub cache, or downloaded, as training did)."""
-    workdir = Path(workdir)
+    directory, or a hub name: found in the local hub cache, or downloaded, as training did). The
+    run directory and the model may be gs:// URLs: the model is then staged once per host and
+    the local copy returned."""
+    workdir = paths.run_path(workdir)
     if model_name:
         candidates = [model_name]
     else:
@@ -91,7 +94,10 @@ def run_base_model(workdir: Path, model_name: str = "") -> Path:
             if recorded:
                 candidates.append(recorded)
     for name in candidates:
-        if (Path(name).expanduser() / "config.json").exists():
+        if paths.is_url(name):
+            if (paths.run_path(name) / "config.json").exists():
+                return staging.stage(name)
+        elif (Path(name).expanduser() / "config.json").exists():
             return Path(name).expanduser()
     hub = [n for n in candidates if hf_io.is_hub_name(n)]
     if hub:
@@ -119,7 +125,7 @@ def load_policy(config, step: int | None = None, model_dir: str | None = None):
         cfg, params = hf_io.load_hf(model_dir, mesh, **kw)
         cfg = cfg.replace(**run_time_model(config))
         return cfg, params, mesh, hf_io.resolve_model_dir(model_dir), None
-    workdir = Path(config.output_dir)
+    workdir = paths.run_path(config.output_dir)
     ckpt_dir = workdir / "checkpoints"
     if not ckpt_dir.exists():
         raise FileNotFoundError(

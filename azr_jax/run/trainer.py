@@ -27,6 +27,8 @@ from azr_jax.model import transformer as model_lib
 from azr_jax.parallel import distributed as dist
 from azr_jax.parallel import sharding as shd
 from azr_jax.run.checkpointing import Checkpointer
+from azr_jax.run.compile_cache import CompileTimer
+from azr_jax.run.preemption import PreemptionWatch
 from azr_jax.run.records import Progress, RunLogger, write_config
 from azr_jax.run.sample_limits import SampleLimits
 from azr_jax.sampling.engine import MIN_WINDOW, Engine
@@ -38,6 +40,7 @@ from azr_jax.selfplay import streaming
 from azr_jax.selfplay.buffers import TaskBuffer, initial_buffers
 from azr_jax.selfplay.diversity import ProgramCensus
 from azr_jax.selfplay.tasks import GROUPS, TaskType, group_name
+from azr_jax.storage import paths, staging
 from azr_jax.update import packing
 from azr_jax.update.guard import describe as describe_nonfinite
 from azr_jax.update.pg_loss import PGBatch, PGLossConfig
@@ -232,8 +235,8 @@ class Run:
     """Everything a step needs, built once by `setup`."""
 
     config: Any
-    workdir: Path
-    model_dir: Path
+    workdir: paths.epath.Path  # local or gs://
+    model_dir: Path  # local (a gs:// model is staged)
     mesh: jax.sharding.Mesh
     cfg: Any
     state: TrainState
@@ -251,19 +254,27 @@ class Run:
 
 def base_model_dir(config) -> Path:
     """The model to start from: `model_name`, or the tiny default built on first use (the warm
-    start, copied from its cache, or random weights with `model.base=random`)."""
+    start, copied from its cache, or random weights with `model.base=random`). Always a local
+    directory: a gs:// model (or a run directory's base_model/ in a bucket) is staged once per
+    host (storage/staging.py)."""
     if config.model_name:
         return hf_io.resolve_model_dir(config.model_name)
+    import tempfile
+
     from azr_jax.model.tiny_checkpoint import make_tiny_checkpoint
 
-    out = Path(config.output_dir) / "base_model"
+    out = paths.run_path(config.output_dir) / "base_model"
     if dist.is_writer():
         if config.model.get("base", "random") == "warmstart":
             copy_warmstart(config, out)
-        else:
-            make_tiny_checkpoint(config.model.tiny_family, out, seed=config.seed)
+        elif not paths.is_url(out):
+            make_tiny_checkpoint(config.model.tiny_family, Path(out), seed=config.seed)
+        elif not (out / "config.json").exists():  # built here, then uploaded (config.json last)
+            with tempfile.TemporaryDirectory() as tmp:
+                make_tiny_checkpoint(config.model.tiny_family, Path(tmp), seed=config.seed)
+                paths.upload_tree(tmp, out)
     dist.sync("tiny_model")
-    return out
+    return staging.stage(out)
 
 
 def warmstart_recipe(config):
@@ -282,8 +293,9 @@ def warmstart_recipe(config):
     )
 
 
-def copy_warmstart(config, out: Path) -> Path:
-    """Builds (or finds in `warmstart.cache_dir`) the warm start and copies it to `out`."""
+def copy_warmstart(config, out) -> Path:
+    """Builds (or finds in `warmstart.cache_dir`) the warm start and copies it to `out` (a local
+    path or a gs:// URL)."""
     import shutil
 
     from azr_jax.warmstart.train import build_warmstart
@@ -291,6 +303,9 @@ def copy_warmstart(config, out: Path) -> Path:
     if (out / "config.json").exists():
         return out
     cached = build_warmstart(warmstart_recipe(config), config.warmstart.cache_dir)
+    if paths.is_url(out):
+        return paths.upload_tree(cached, out)
+    out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -392,9 +407,8 @@ def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
 
 
 def setup(config) -> Run:
-    workdir = Path(config.output_dir)
+    workdir = paths.run_path(config.output_dir)
     if dist.is_writer():
-        workdir.mkdir(parents=True, exist_ok=True)
         write_config(workdir, json.loads(config.to_json_best_effort()))
     mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
     model_dir = base_model_dir(config)
@@ -620,8 +634,20 @@ def periodic_paper_eval(run: Run, config) -> dict[str, float]:
     return {f"eval/{k}": float(v) for k, v in summary.items() if isinstance(v, (int, float))}
 
 
-def train_and_evaluate(config) -> dict[str, Any]:
-    """Runs (or resumes) `config.num_steps` AZR steps in `config.output_dir`; returns the last metrics."""
+def train_and_evaluate(config, resume_command: str = "") -> dict[str, Any]:
+    """Runs (or resumes) `config.num_steps` AZR steps in `config.output_dir`; returns the last metrics.
+
+    SIGTERM (or JAX's preemption notice, run/preemption.py) stops it after the step in flight:
+    that step is saved synchronously, the pools are closed, and one line names the step saved
+    and `resume_command` (the command that resumes); the returned metrics then carry
+    "preempted": True.
+    """
+    with PreemptionWatch() as watch:
+        return _train(config, watch, resume_command)
+
+
+def _train(config, watch: PreemptionWatch, resume_command: str) -> dict[str, Any]:
+    timer = CompileTimer()
     run = setup(config)
     logger = RunLogger(
         run.workdir,
@@ -634,6 +660,7 @@ def train_and_evaluate(config) -> dict[str, Any]:
     evaluating = evaluates_during_training(config)
     last: dict[str, Any] = {}
     skipped: list[str] = []  # causes of the non-finite updates in a row just before this step
+    preempted = None  # the step saved on SIGTERM
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="azr-host") as host:
             for step in range(run.start_step, config.num_steps):
@@ -642,12 +669,19 @@ def train_and_evaluate(config) -> dict[str, Any]:
                 last = {"step": done, **out["metrics"]}
                 if evaluating and done % config.eval.every_steps == 0:
                     last.update(periodic_eval(run, config))
+                last.update(timer.take())  # compiling this step did (setup's: in step 1's)
                 logger.log(done, last)
                 logger.log_samples(done, _samples(out["episodes"]))
                 skipped = check_nonfinite(run, done, last, skipped, config.rl.max_skipped_steps)
-                run.checkpointer.save(
+                saved = run.checkpointer.save(
                     done, run.state, host_state(run, done), force=done == config.num_steps
                 )
+                if watch.should_stop(done):  # every process, after the same step
+                    if not saved:
+                        run.checkpointer.save(done, run.state, host_state(run, done), force=True)
+                    run.checkpointer.wait()  # committed before anything else happens
+                    preempted = done
+                    break
                 progress.update(
                     done,
                     {
@@ -659,12 +693,21 @@ def train_and_evaluate(config) -> dict[str, Any]:
         logger.plot(PLOTS)
     finally:
         progress.close()
+        timer.close()
         try:
             run.checkpointer.wait()
             run.checkpointer.close()
         finally:
             run.pool.close()
             logger.close()
+    if preempted is not None:
+        if dist.is_writer():
+            print(
+                f"preempted: saved step {preempted} to {run.checkpointer.directory}; resume with: "
+                f"{resume_command or 'the same command'}",
+                flush=True,
+            )
+        last["preempted"] = True
     return last
 
 
@@ -679,7 +722,7 @@ def sample_limits_from(config) -> SampleLimits:
     )
 
 
-def wandb_mirror_from(config, workdir: Path):
+def wandb_mirror_from(config, workdir):
     """A `WandbMirror` if `config.logging.wandb` (process 0 only: the caller checks), else None."""
     lg = config.logging
     if not lg.wandb:
@@ -760,8 +803,8 @@ def run_evaluation(generator, params, settings, config, pool) -> tuple[dict, lis
     """CRUXEval-O/I (and HumanEval if asked) with the given params, greedy."""
     from azr_jax.evals import evaluation
 
-    path = config.eval.cruxeval_path
-    records = evaluation.load_cruxeval(path, config.eval.max_records) if path else []
+    path = config.eval.cruxeval_path  # local or gs:// (staged once per host)
+    records = evaluation.load_cruxeval(staging.stage(path), config.eval.max_records) if path else []
     settings = settings.replace(max_new_tokens=config.eval.max_new_tokens)
     return evaluation.evaluate(
         greedy_fn(generator, params, settings, config.sampling.batch_size),

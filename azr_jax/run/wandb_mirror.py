@@ -16,10 +16,13 @@ requirements-dev.txt for the tests). Offline (no network, e.g. tests): `WANDB_MO
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from azr_jax.storage import paths
 
 RUN_ID_FILE = "wandb_run_id"
 STEP_KEY = "step"
@@ -60,22 +63,29 @@ class WandbMirror:
         """
         wandb = _import_wandb()
         self._wandb = wandb
-        self.workdir = Path(workdir)
+        self.workdir = paths.run_path(workdir)
         self.samples_every = samples_every
         id_file = self.workdir / RUN_ID_FILE
         if id_file.exists():
             run_id = id_file.read_text().strip()
         else:
             run_id = uuid.uuid4().hex[:12]  # W&B ids: letters and digits
-            id_file.write_text(run_id + "\n")
+            paths.write_atomic(id_file, (run_id + "\n").encode())
+        # W&B's own files need a local directory: a bucket run keeps them in a temporary one
+        # (`wandb sync` is then not available offline; online runs upload as they go).
+        local = (
+            Path(tempfile.mkdtemp(prefix="azr-wandb-"))
+            if paths.is_url(self.workdir)
+            else Path(self.workdir)
+        )
         self.run_id = run_id
         self.run = wandb.init(
             project=project,
             entity=entity or None,
-            name=name or self.workdir.absolute().name,
+            name=name or self.workdir.name,
             id=run_id,
             resume="allow",
-            dir=str(self.workdir),
+            dir=str(local),
             config=dict(config or {}),
         )
         self.run.define_metric(STEP_KEY)

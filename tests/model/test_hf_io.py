@@ -152,3 +152,22 @@ def test_missing_directory_and_offline_hub_name_errors(tmp_path, monkeypatch):
 def test_embedding_rows_exceed_tokenizer(qwen2_dir):
     cfg = hf_io.load_config(qwen2_dir)
     assert cfg.vocab_size > len(hf_io.load_tokenizer(qwen2_dir))
+
+
+def test_a_model_in_a_bucket_loads_like_the_local_one(gcs, qwen2_dir, tmp_path):
+    """model_name=gs://...: staged once per host (storage/staging.py), then loaded as local."""
+    import os
+
+    from azr_jax.storage import paths
+
+    url = f"gs://{gcs.bucket}/models-{os.getpid()}/qwen2-tiny"
+    paths.upload_tree(qwen2_dir, url)
+    cfg_local, local = hf_io.load_hf(qwen2_dir)
+    cfg_remote, remote = hf_io.load_hf(url)
+    assert cfg_local == cfg_remote
+    for a, b in zip(jax.tree.leaves(local), jax.tree.leaves(remote), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert hf_io.load_tokenizer(url)("def f(x):")["input_ids"]
+    missing = f"gs://{gcs.bucket}/models-{os.getpid()}/no-such-model"
+    with pytest.raises(CheckpointError, match=missing):
+        hf_io.load_config(missing)
