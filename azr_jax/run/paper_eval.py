@@ -35,7 +35,7 @@ def pass_ks(config) -> tuple[int, ...]:
 
 def evaluate_paper(
     config, generator=None, params=None, settings=None, responses_path: str | None = None
-) -> tuple[dict[str, float], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Generates (or reads) the responses, grades them, summarises (every host returns all).
 
     Args:
@@ -53,7 +53,7 @@ def evaluate_paper(
         raise ValueError(
             "no benchmarks: set --config.eval.suite=paper or --config.eval.benchmarks=..."
         )
-    benches = suite.load_suite(
+    benches, files = suite.load_suite(
         names, config.eval.data_dir, config.eval.max_problems, config.eval.livecodebench_dates
     )
     show = dist.is_writer()
@@ -77,12 +77,14 @@ def evaluate_paper(
             pool,
             math_timeout_s=config.eval.math_timeout_s,
             progress=bar.update,
+            min_time_limit_s=config.eval.evalplus_min_time_limit_s,
+            time_limit_factor=config.eval.evalplus_time_limit_factor,
         )
     finally:
         bar.close()
         if pool is not None:
             pool.close()
-    return suite.summarize(benches, verdicts, pass_ks(config)), verdicts
+    return suite.summarize(benches, verdicts, pass_ks(config), files), verdicts
 
 
 def _generate(config, benches, generator, params, settings, show) -> list[dict]:
@@ -130,7 +132,8 @@ def write_outputs(
     compare_with: str | None = None,
 ) -> str:
     """Writes NAME.paper.jsonl, NAME.summary.json, NAME.md (and NAME.compare.png); returns the
-    Markdown table (this run's row, after `compare_with`'s when given)."""
+    Markdown tables (this run's row, after `compare_with`'s when given; then what each row
+    evaluated)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / f"{name}.paper.jsonl", "w") as fh:
@@ -145,6 +148,6 @@ def write_outputs(
             other_label += " (compared)"
         rows = {other_label: other, label: summary}
         report.plot_comparison(rows, out_dir / f"{name}.compare.png")
-    table = report.markdown_table(rows)
+    table = report.markdown_table(rows) + "\n\n" + report.evaluated_table(rows)
     (out_dir / f"{name}.md").write_text(table + "\n")
     return table
