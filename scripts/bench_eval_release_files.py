@@ -51,7 +51,10 @@ def evalplus_figures(name: str, read: bm.BenchmarkFile, workers: int, max_proble
         out["tests_over_0.25_s"] = sum(x > 0.25 for x in times)
         for label, solutions in (
             ("canonical", [p["prompt"] + p["canonical_solution"] for p in problems]),
-            ("return_none", [f"def {p['entry_point']}(*args):\n    return None\n" for p in problems]),
+            (
+                "return_none",
+                [f"def {p['entry_point']}(*args):\n    return None\n" for p in problems],
+            ),
         ):
             t = time.perf_counter()
             got = cg.grade_evalplus(pool, name, problems, expected, list(enumerate(solutions)))

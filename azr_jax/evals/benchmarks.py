@@ -249,7 +249,9 @@ def load_file(name: str, data_dir: str | Path, max_records: int = 0) -> Benchmar
             break
     if not records:
         why = "; ".join(skipped[:3]) or "the file is empty"
-        raise ValueError(f"{path} holds no readable record ({why}); expected the format of {b.source}")
+        raise ValueError(
+            f"{path} holds no readable record ({why}); expected the format of {b.source}"
+        )
     return BenchmarkFile(name, path, file_sha256(path), records, tuple(skipped))
 
 

@@ -233,7 +233,9 @@ def evalplus_program(problem: dict, code: str, oracle: str | None = None) -> str
     it first turns a non-bool output into `out is not None`."""
     entry = problem["entry_point"]
     if oracle == "not_none":
-        body = f"    out = {entry}(*args)\n    return out if type(out) is bool else out is not None\n"
+        body = (
+            f"    out = {entry}(*args)\n    return out if type(out) is bool else out is not None\n"
+        )
     else:
         body = f"    return {evalplus_values.PACK}({entry}(*args))\n"
     return (
@@ -338,7 +340,7 @@ def _digit_distance(a: int, b: int) -> int:
     # Mbpp/558's reference: the shorter number is padded with leading zeros.
     x, y = str(a), str(b)
     width = max(len(x), len(y))
-    return sum(abs(int(p) - int(q)) for p, q in zip(x.zfill(width), y.zfill(width)))
+    return sum(abs(int(p) - int(q)) for p, q in zip(x.zfill(width), y.zfill(width), strict=True))
 
 
 def evalplus_match(

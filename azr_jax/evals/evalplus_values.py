@@ -27,7 +27,7 @@ TAG = "__azr_evalplus_value__"
 PACK = "__azr_evalplus_pack__"
 MAX_PACKED_CHARS = 90_000  # under the code pool's output cap (100,000)
 
-PACK_SOURCE = f'''
+PACK_SOURCE = f"""
 import collections as __azr_collections
 import hashlib as __azr_hashlib
 
@@ -74,7 +74,7 @@ def {PACK}(x, top=True):
         digest = __azr_hashlib.sha256(__azr_canonical__(x).encode("utf-8", "surrogatepass"))
         out = ({TAG!r}, "digest", digest.hexdigest())
     return out
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Digest:
 
 
 _DICTS = {
-    "Counter": collections.Counter,
+    "Counter": lambda pairs: collections.Counter(dict(pairs)),  # counts, not the pairs counted
     "OrderedDict": collections.OrderedDict,
     "defaultdict": lambda pairs: collections.defaultdict(None, pairs),
 }

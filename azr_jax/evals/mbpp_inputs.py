@@ -73,9 +73,7 @@ _RULES: dict[str, Callable[[list], Any]] = {
     "a0_items_set": lambda a: [[set(i) if isinstance(i, list) and i else {} for i in a[0]]],
     "float_complex": lambda a: (float(a[0]), complex(a[1])),
     "complex": lambda a: [complex(a[0])],
-    "a0_lists_items_tuple": lambda a: [
-        tuple(tuple(i) if isinstance(i, list) else i for i in a[0])
-    ],
+    "a0_lists_items_tuple": lambda a: [tuple(tuple(i) if isinstance(i, list) else i for i in a[0])],
     "a0_values_tuple": lambda a: [{k: tuple(v) for k, v in a[0].items()}, *a[1:]],
     "deep_tuple": _deep_tuple,
 }

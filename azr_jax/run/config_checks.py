@@ -312,7 +312,11 @@ def _check_paper_eval(v, need) -> None:
         "eval.evalplus_min_time_limit_s",
         "must be > 0 and <= eval.test_timeout_s (EvalPlus uses 1 s)",
     )
-    need(v.evalplus_time_limit_factor >= 1, "eval.evalplus_time_limit_factor", "must be >= 1 (EvalPlus uses 4)")
+    need(
+        v.evalplus_time_limit_factor >= 1,
+        "eval.evalplus_time_limit_factor",
+        "must be >= 1 (EvalPlus uses 4)",
+    )
 
 
 def _check_warmstart(c, need) -> None:

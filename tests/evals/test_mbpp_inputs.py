@@ -30,7 +30,7 @@ def _types(value):
 
 def test_every_task_has_one_rule():
     tasks = [t for ts in mi.RULE_TASKS.values() for t in ts]
-    assert len(tasks) == len(set(tasks)) == len(mi.RULE_OF_TASK) == 59
+    assert len(tasks) == len(set(tasks)) == len(mi.RULE_OF_TASK) == 62
 
 
 def test_restored_shapes_on_real_records(records):
@@ -48,7 +48,9 @@ def test_restored_shapes_on_real_records(records):
     assert _types(first["Mbpp/580"])[0] == "tuple" and _types(first["Mbpp/580"])[1][0] == "tuple"
     assert _types(first["Mbpp/722"])[1][0] == "dict"
     assert all(v[0] == "tuple" for v in _types(first["Mbpp/722"])[1][1:])
-    assert _types(first["Mbpp/259"])[1][0] == "tuple" and _types(first["Mbpp/259"])[1][1][0] == "tuple"
+    assert (
+        _types(first["Mbpp/259"])[1][0] == "tuple" and _types(first["Mbpp/259"])[1][1][0] == "tuple"
+    )
     plain = records["Mbpp/793"]["base_input"]  # no rule: the same inputs come back
     assert mi.restore("Mbpp/793", plain) is plain
     sets = mi.restore("Mbpp/115", [[[[1, 2], [], 3]]])  # EvalPlus writes {} (a dict) for empty
