@@ -1,7 +1,8 @@
 """Code grading as EvalPlus and LiveCodeBench grade: every test is one sandboxed run.
 
-One run per test, so the per-test time limit is the pool's wall-clock limit
-(`eval.test_timeout_s`; LiveCodeBench's harness uses 6 s) and no test sees another's state. A
+One run per test, each with its own wall-clock limit (LiveCodeBench: `eval.test_timeout_s`,
+its harness's default 6 s; EvalPlus: its limit from the canonical run, below), so no test sees
+another's state; the pool's limit is only the cap (and the canonical solutions' limit). A
 candidate stops at its first failing test: tests go out in waves (`wave` tests per candidate),
 and only candidates that passed every earlier test get the next wave.
 
@@ -16,8 +17,10 @@ here. So a candidate cannot grade itself by reading or patching the harness.
   sandbox too. Each test's time limit is EvalPlus's `max(min_time_limit_s, time_limit_factor *
   t_ref)` (1 s and 4 by default), with `t_ref` the canonical solution's time on that test;
   both times are the zygote's wall clock of the whole run (fork, argument parsing and the
-  call, the same overhead on both sides; a program cannot touch that clock), and no limit
-  exceeds the pool's kill limit. A test whose reference run fails or returns a non-literal is
+  call, the same overhead on both sides; a program cannot touch that clock); the run is
+  killed at its limit (`Job.timeout_s`, never above the pool's). A test failed on time alone
+  is run once more and judged on that run (EvalPlus runs it once; on a loaded machine one
+  slow run is noise, and a solution really over the limit is over it twice). A test whose reference run fails or returns a non-literal is
   dropped (counted; a problem with none left never passes; EvalPlus has none to drop: on the
   release files the count is 0). Base passes when every base input matches; plus when every
   base and plus input does. A match is EvalPlus's: `out == expected`, else, when the atol is
@@ -108,6 +111,7 @@ _ORACLES = {
 }
 EVALPLUS_MIN_TIME_LIMIT_S = 1.0  # EvalPlus's DEFAULT_MIN_TIME_LIMIT
 EVALPLUS_TIME_LIMIT_FACTOR = 4.0  # EvalPlus's DEFAULT_GT_TIME_LIMIT_FACTOR
+EVALPLUS_MEMORY_MB = 4096  # EvalPlus's memory limit per run (EVALPLUS_MAX_MEMORY_BYTES, 4 GiB)
 
 
 def code_pool(workers: int = 2, test_timeout_s: float = 6.0, memory_mb: int = 1024) -> ExecutorPool:
@@ -416,19 +420,27 @@ def grade_evalplus(
         for i in {i for i, _ in candidates}
     }
 
+    def limit(i: int, t: int) -> float:
+        return time_limit_s(expected[i][t][2], min_time_limit_s, time_limit_factor)
+
     def job_for(c: int, t: int) -> Job | None:
         i = candidates[c][0]
         if not expected[i][t][0]:
             return None
-        return Job(programs[c], _args_source(tests[i][t]), entry=EVALPLUS_CALL)
+        args = _args_source(tests[i][t])
+        return Job(programs[c], args, entry=EVALPLUS_CALL, timeout_s=limit(i, t))
+
+    def too_slow(run: RunResult, seconds: float) -> bool:
+        return run.status == "timeout" or (run.status == "ok" and run.seconds > seconds)
 
     def check(c: int, t: int, run: RunResult) -> str | None:
         i = candidates[c][0]
+        if too_slow(run, limit(i, t)):  # machine noise: once more, judged on its own
+            run = pool.run(job_for(c, t))  # type: ignore[arg-type]
+            if too_slow(run, limit(i, t)):
+                return f"test {t}: over its time limit of {limit(i, t):.2f} s (twice)"
         if run.status != "ok":
             return f"test {t}: {run_verdict(run)}"
-        limit = time_limit_s(expected[i][t][2], min_time_limit_s, time_limit_factor)
-        if run.seconds > limit:
-            return f"test {t}: took {run.seconds:.2f} s, over its limit of {limit:.2f} s"
         want = expected[i][t][1]
         ok, got = _value(run)
         if ok and evalplus_match(got, want, atols[i][t], oracles[i], tests[i][t]):
@@ -529,8 +541,13 @@ def grade_livecodebench(
     candidates: Sequence[tuple[int, str]],
     wave: int = 16,
     progress: Callable[[int], None] | None = None,
+    timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Grades candidates `(problem index, code)` on every public and private test.
+    """Grades candidates `(problem index, code)` on every public and private test, in
+    LiveCodeBench's order (public, then private; its grader runs them all as one list).
+
+    Args:
+      timeout_s: each test's wall-clock limit (None: the pool's).
 
     Returns:
       Per candidate: `passed` (bool), `verdict`.
@@ -557,9 +574,10 @@ def grade_livecodebench(
         i = candidates[c][0]
         test = problems[i]["tests"][t]
         if problems[i]["func_name"]:
-            return Job(programs[c], _functional_args(test["input"]), entry=LCB_CALL)
+            args = _functional_args(test["input"])
+            return Job(programs[c], args, entry=LCB_CALL, timeout_s=timeout_s)
         args = f"{programs[c]!r}, {test['input']!r}"
-        return Job(LCB_STDIO_HARNESS, args, entry=LCB_STDIO)
+        return Job(LCB_STDIO_HARNESS, args, entry=LCB_STDIO, timeout_s=timeout_s)
 
     def check(c: int, t: int, run: RunResult) -> str | None:
         i = candidates[c][0]

@@ -177,11 +177,12 @@ def grade(
     progress: Callable[[int], None] | None = None,
     min_time_limit_s: float = code_grading.EVALPLUS_MIN_TIME_LIMIT_S,
     time_limit_factor: float = code_grading.EVALPLUS_TIME_LIMIT_FACTOR,
+    lcb_timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Grades this host's share of `responses`; returns every host's verdicts, in order.
 
     `min_time_limit_s` and `time_limit_factor` make EvalPlus's per-test time limit
-    (`code_grading.time_limit_s`).
+    (`code_grading.time_limit_s`); `lcb_timeout_s` is LiveCodeBench's (None: the pool's).
 
     Each verdict: `benchmark`, `task_id`, `sample`, `correct`, `verdict`, `answer` (the code
     or boxed answer graded, capped), and `base` for EvalPlus (the base-tests-only result).
@@ -217,7 +218,7 @@ def grade(
         if code_pool is None:
             raise ValueError(f"{name} needs an executor pool (code_grading.code_pool())")
         items = [(index[name][mine[k]["task_id"]], mine[k]) for k in ks]
-        limits = (min_time_limit_s, time_limit_factor)
+        limits = (min_time_limit_s, time_limit_factor, lcb_timeout_s)
         got = _grade_code(name, kind, records, items, code_pool, wave, progress, limits)
         verdicts = _place(verdicts, mine, ks, got)
     if math_items:
@@ -285,7 +286,7 @@ def _grade_code(name, kind, records, items, pool, wave, progress, limits) -> lis
         problems = list(records)
         expected = [expected_of.get(i, []) for i in range(len(records))]
         got = code_grading.grade_evalplus(
-            pool, name, problems, expected, candidates, wave, progress, *limits
+            pool, name, problems, expected, candidates, wave, progress, *limits[:2]
         )
         for j, (_, code), g in zip(owners, candidates, got, strict=True):
             out[j] = {
@@ -296,7 +297,9 @@ def _grade_code(name, kind, records, items, pool, wave, progress, limits) -> lis
                 "dropped_tests": g["dropped_tests"],
             }
     else:
-        got = code_grading.grade_livecodebench(pool, records, candidates, wave, progress)
+        got = code_grading.grade_livecodebench(
+            pool, records, candidates, wave, progress, timeout_s=limits[2]
+        )
         for j, (_, code), g in zip(owners, candidates, got, strict=True):
             out[j] = {"correct": g["passed"], "verdict": g["verdict"], "answer": code[:_MAX_ANSWER]}
     return out  # type: ignore[return-value]

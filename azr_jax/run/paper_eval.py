@@ -4,7 +4,9 @@
 benchmarks, read from `config.eval.data_dir` (file names: `azr_jax/evals/benchmarks.py`).
 Greedy pass@1 when `eval.greedy`; with `eval.num_samples=n`, n samples per problem at
 `eval.temperature` / `eval.top_p` give pass@k for every k of `eval.pass_k` up to n. Code runs in
-a code-benchmark executor pool (`eval.test_timeout_s` per test), math is graded in a
+a code-benchmark executor pool (LiveCodeBench: `eval.test_timeout_s` per test; EvalPlus: its
+own limit per test, `eval.evalplus_*`; canonical solutions: `eval.reference_timeout_s`; 4 GiB
+of memory per run at least, EvalPlus's limit), math is graded in a
 math-verify child process (`eval.math_timeout_s`). `write_outputs` lays the results out under
 `OUTPUT_DIR/eval/`: per-sample verdicts (JSONL), the summary (JSON), the Markdown table and,
 given another run's summary, the PNG comparing the two.
@@ -63,8 +65,9 @@ def evaluate_paper(
     pool = (
         code_grading.code_pool(
             workers=max(2, config.executor.workers),
-            test_timeout_s=config.eval.test_timeout_s,
-            memory_mb=max(1024, config.executor.memory_mb),
+            # the cap, and the canonical solutions' limit; each test run sets its own below
+            test_timeout_s=max(config.eval.test_timeout_s, config.eval.reference_timeout_s),
+            memory_mb=max(code_grading.EVALPLUS_MEMORY_MB, config.executor.memory_mb),
         )
         if needs_code
         else None
@@ -79,6 +82,7 @@ def evaluate_paper(
             progress=bar.update,
             min_time_limit_s=config.eval.evalplus_min_time_limit_s,
             time_limit_factor=config.eval.evalplus_time_limit_factor,
+            lcb_timeout_s=config.eval.test_timeout_s,
         )
     finally:
         bar.close()

@@ -38,6 +38,7 @@ def test_selection_and_pass_k():
         ("pass_k", "1,x", r"--config\.eval\.pass_k: '1,x'"),
         ("test_timeout_s", 0.0, r"--config\.eval\.test_timeout_s"),
         ("evalplus_min_time_limit_s", 0.0, r"--config\.eval\.evalplus_min_time_limit_s"),
+        ("reference_timeout_s", 0.0, r"--config\.eval\.reference_timeout_s"),
         ("evalplus_time_limit_factor", 0.5, r"--config\.eval\.evalplus_time_limit_factor"),
         ("num_samples", -1, r"--config\.eval\.num_samples"),
         ("livecodebench_dates", "2024", r"--config\.eval\.livecodebench_dates: .*YYYY-MM-DD"),
