@@ -342,3 +342,31 @@ def test_effective_atols_follow_evalplus_loop():
     assert cg.evalplus_match(False, False, 0.0, "not_none", [])
     assert cg.evalplus_match(24, 0, 0.0, "surface_area", [2, 2]) is False
     assert cg.evalplus_match(13, 0, 0.0, "surface_area", [2, 2])  # round(4 + 4 * sqrt(5))
+
+
+def test_real_livecodebench_record_public_then_private(pool, tmp_path):
+    """Codeforces 1873A from LiveCodeBench's release (its compressed private tests as released):
+    hand-checked solutions, graded on public then private tests as LiveCodeBench's grader
+    does, line by line and case-sensitive (its `grade_stdio`)."""
+    shutil.copy(FIXTURES / "livecodebench-1873_A.jsonl", tmp_path / "livecodebench.jsonl")
+    (problem,) = bm.load("livecodebench", tmp_path)
+    assert problem["public"] == 1 and len(problem["tests"]) == 5  # 4 private, decoded
+    assert problem["func_name"] is None and problem["contest_date"].startswith("2023-08-21")
+    solve = (
+        "t = int(input())\nfor _ in range(t):\n    s = input().strip()\n"
+        "    wrong = sum(a != b for a, b in zip(s, 'abc'))\n"
+        "    print({answer})\n"
+    )
+    accepted = [
+        solve.format(answer="'YES' if wrong != 3 else 'NO'"),
+        solve.format(answer="('YES' if wrong != 3 else 'NO') + '  '"),  # trailing spaces
+    ]
+    rejected = [
+        solve.format(answer="'yes' if wrong != 3 else 'no'"),  # Codeforces takes it; LCB not
+        solve.format(answer="'YES' if wrong == 0 else 'NO'"),  # wrong on the public test
+        solve.replace("range(t)", "range(6)").format(answer="'YES' if wrong != 3 else 'NO'"),
+    ]
+    got = cg.grade_livecodebench(pool, [problem], [(0, c) for c in accepted + rejected])
+    assert [g["passed"] for g in got] == [True, True, False, False, False], got
+    assert got[3]["verdict"].startswith("test 0:")
+    assert got[4]["verdict"].startswith("test 1: error")  # right on public, reads past private 1
