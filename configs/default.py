@@ -162,7 +162,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.benchmarks = ""  # or a comma-separated subset, e.g. "humaneval_plus,math500"
     c.eval.data_dir = "data/benchmarks"  # directory holding the benchmark files
     c.eval.max_problems = 0  # problems per paper benchmark (0 = all)
-    c.eval.livecodebench_dates = ""  # contest-date window "YYYY-MM-DD,YYYY-MM-DD" ("" = all)
+    c.eval.livecodebench_dates = ""  # "YYYY-MM-DD,YYYY-MM-DD"; "" = all (AZR: release_v5, all)
     c.eval.greedy = True  # greedy pass@1, the paper's figure
     c.eval.num_samples = 0  # n samples per problem for pass@k (0 = greedy only)
     c.eval.temperature = 0.6  # sampling temperature for pass@k

@@ -341,8 +341,9 @@ def summarize(
     that the sample count allows, `<name>/n` (problems scored), `code_avg`, `math_avg` (means
     over the benchmarks present) and `overall_avg` (the mean of the two averages, as the
     paper's AVG; one of them alone when only one kind was evaluated). With `files`
-    (`load_suite`'s second value): `<name>/skipped` (unreadable records), `<name>/file` and
-    `<name>/sha256` (the file graded).
+    (`load_suite`'s second value): `<name>/skipped` (unreadable records; the first 20 as
+    `file:line: why` in `<name>/skipped_lines`), `<name>/file` and `<name>/sha256` (the file
+    graded).
     """
     summary: dict[str, Any] = {}
     for name, records in suite.items():
@@ -362,6 +363,7 @@ def summarize(
                 ) / len(ids)
         if files and name in files:
             summary[f"{name}/skipped"] = len(files[name]["skipped"])
+            summary[f"{name}/skipped_lines"] = files[name]["skipped"][:20]  # file:line: why
             summary[f"{name}/file"] = files[name]["file"]
             summary[f"{name}/sha256"] = files[name]["sha256"]
         if bm.BENCHMARKS[name].kind == "evalplus":  # tests whose reference run failed
