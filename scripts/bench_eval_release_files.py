@@ -27,6 +27,7 @@ sys.path.insert(0, REPO)
 
 from azr_jax.evals import benchmarks as bm  # noqa: E402
 from azr_jax.evals import code_grading as cg  # noqa: E402
+from azr_jax.evals import evalplus_grading as eg  # noqa: E402
 
 
 def evalplus_figures(name: str, read: bm.BenchmarkFile, workers: int, max_problems: int) -> dict:
@@ -34,10 +35,10 @@ def evalplus_figures(name: str, read: bm.BenchmarkFile, workers: int, max_proble
     out: dict = {}
     # the defaults of paper_eval: canonical runs capped at 60 s, 4 GiB per run (EvalPlus's)
     with cg.code_pool(
-        workers=workers, test_timeout_s=60.0, memory_mb=cg.EVALPLUS_MEMORY_MB
+        workers=workers, test_timeout_s=60.0, memory_mb=eg.EVALPLUS_MEMORY_MB
     ) as pool:
         t = time.perf_counter()
-        expected = cg.evalplus_expected(pool, problems, benchmark=name)
+        expected = eg.evalplus_expected(pool, problems, benchmark=name)
         out["reference_s"] = time.perf_counter() - t
         dropped = collections.Counter(
             f"{p['id']}: {ref[1]}"[:160]
@@ -60,7 +61,7 @@ def evalplus_figures(name: str, read: bm.BenchmarkFile, workers: int, max_proble
             ),
         ):
             t = time.perf_counter()
-            got = cg.grade_evalplus(pool, name, problems, expected, list(enumerate(solutions)))
+            got = eg.grade_evalplus(pool, name, problems, expected, list(enumerate(solutions)))
             out[f"{label}_s"] = time.perf_counter() - t
             out[f"{label}_base"] = sum(g["base"] for g in got) / len(got)
             out[f"{label}_plus"] = sum(g["plus"] for g in got) / len(got)

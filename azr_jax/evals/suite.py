@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from azr_jax.evals import benchmarks as bm
-from azr_jax.evals import code_grading, math_grading, paper_prompts, passk
+from azr_jax.evals import code_grading, evalplus_grading, math_grading, paper_prompts, passk
 from azr_jax.executor.pool import ExecutorPool
 from azr_jax.parallel import distributed
 from azr_jax.selfplay.parsing import parse_solver_response
@@ -175,14 +175,14 @@ def grade(
     math_timeout_s: int = 5,
     wave: int = 16,
     progress: Callable[[int], None] | None = None,
-    min_time_limit_s: float = code_grading.EVALPLUS_MIN_TIME_LIMIT_S,
-    time_limit_factor: float = code_grading.EVALPLUS_TIME_LIMIT_FACTOR,
+    min_time_limit_s: float = evalplus_grading.EVALPLUS_MIN_TIME_LIMIT_S,
+    time_limit_factor: float = evalplus_grading.EVALPLUS_TIME_LIMIT_FACTOR,
     lcb_timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Grades this host's share of `responses`; returns every host's verdicts, in order.
 
     `min_time_limit_s` and `time_limit_factor` make EvalPlus's per-test time limit
-    (`code_grading.time_limit_s`); `lcb_timeout_s` is LiveCodeBench's (None: the pool's).
+    (`evalplus_grading.time_limit_s`); `lcb_timeout_s` is LiveCodeBench's (None: the pool's).
 
     Each verdict: `benchmark`, `task_id`, `sample`, `correct`, `verdict`, `answer` (the code
     or boxed answer graded, capped), and `base` for EvalPlus (the base-tests-only result).
@@ -277,7 +277,7 @@ def _grade_code(name, kind, records, items, pool, wave, progress, limits) -> lis
         expected_of = dict(
             zip(
                 needed,
-                code_grading.evalplus_expected(
+                evalplus_grading.evalplus_expected(
                     pool, [records[i] for i in needed], progress, benchmark=name
                 ),
                 strict=True,
@@ -285,7 +285,7 @@ def _grade_code(name, kind, records, items, pool, wave, progress, limits) -> lis
         )
         problems = list(records)
         expected = [expected_of.get(i, []) for i in range(len(records))]
-        got = code_grading.grade_evalplus(
+        got = evalplus_grading.grade_evalplus(
             pool, name, problems, expected, candidates, wave, progress, *limits[:2]
         )
         for j, (_, code), g in zip(owners, candidates, got, strict=True):

@@ -21,7 +21,7 @@ from typing import Any
 import tqdm
 
 from azr_jax.evals import benchmarks as bm
-from azr_jax.evals import code_grading, generation, report, suite
+from azr_jax.evals import code_grading, evalplus_grading, generation, report, suite
 from azr_jax.parallel import distributed as dist
 
 
@@ -67,7 +67,7 @@ def evaluate_paper(
             workers=max(2, config.executor.workers),
             # the cap, and the canonical solutions' limit; each test run sets its own below
             test_timeout_s=max(config.eval.test_timeout_s, config.eval.reference_timeout_s),
-            memory_mb=max(code_grading.EVALPLUS_MEMORY_MB, config.executor.memory_mb),
+            memory_mb=max(evalplus_grading.EVALPLUS_MEMORY_MB, config.executor.memory_mb),
         )
         if needs_code
         else None
