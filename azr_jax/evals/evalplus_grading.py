@@ -223,6 +223,14 @@ def evalplus_match(
         return False
 
 
+def _shown(value: Any) -> str:
+    """The start of a value's repr, for a verdict (an int too long for repr is described)."""
+    try:
+        return repr(value)[:80]
+    except ValueError:
+        return f"<a {type(value).__name__} too long to show>"
+
+
 def time_limit_s(
     reference_s: float,
     min_time_limit_s: float = EVALPLUS_MIN_TIME_LIMIT_S,
@@ -288,7 +296,7 @@ def grade_evalplus(
         ok, got = _value(run)
         if ok and evalplus_match(got, want, atols[i][t], oracles[i], tests[i][t]):
             return None
-        return f"test {t}: returned {run.output_repr[:80]}, expected {repr(want)[:80]}"
+        return f"test {t}: returned {run.output_repr[:80]}, expected {_shown(want)}"
 
     firsts = run_until_failure(
         pool, [len(tests[i]) for i, _ in candidates], job_for, check, wave, progress, slow

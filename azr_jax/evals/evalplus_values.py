@@ -4,7 +4,8 @@ not plain literals, carried as tagged literals and rebuilt here.
 A run may only return literals (the executor's output check: exact builtin types, finite
 floats, a capped repr), but EvalPlus compares whatever the solution returns, and MBPP+'s
 canonical solutions return `collections.Counter`s, `OrderedDict`s, non-finite floats, complex
-numbers, frozensets, ... and in one task (Mbpp/630) an output whose repr runs to megabytes. The
+numbers, frozensets, ints of more than 4,300 digits (HumanEval/83, /139: Python's repr refuses
+them) ... and in one task (Mbpp/630) an output whose repr runs to megabytes. The
 harness `PACK_SOURCE` runs inside the sandbox after the solution and turns such a value into a
 tagged tuple `(TAG, kind, ...)` of literals; `unpack` rebuilds the same type here from those
 literals alone (no code, a fixed list of types), so `==` is Python's own on both sides, as
@@ -26,6 +27,7 @@ from typing import Any
 TAG = "__azr_evalplus_value__"
 PACK = "__azr_evalplus_pack__"
 MAX_PACKED_CHARS = 90_000  # under the code pool's output cap (100,000)
+BIG_INT_BITS = 12_000  # ints above this travel as hex (Python's repr refuses > 4,300 digits)
 
 PACK_SOURCE = f"""
 import collections as __azr_collections
@@ -43,6 +45,8 @@ def __azr_canonical__(x):
         if t is not __azr_collections.OrderedDict:
             pairs.sort()
         return t.__name__ + "{{" + ",".join(pairs) + "}}"
+    if t is int:  # hex: repr stops at 4,300 digits (sys.int_info.str_digits_check_threshold)
+        return "int:" + hex(x)
     return t.__name__ + ":" + repr(x)
 
 
@@ -58,6 +62,8 @@ def {PACK}(x, top=True):
         out = {{{PACK}(k, False): {PACK}(v, False) for k, v in x.items()}}
     elif t is float and (x != x or x in (float("inf"), float("-inf"))):
         out = ({TAG!r}, "float", repr(x))
+    elif t is int and x.bit_length() > {BIG_INT_BITS}:
+        out = ({TAG!r}, "int", hex(x))
     elif t is complex:
         out = ({TAG!r}, "complex", {PACK}(x.real, False), {PACK}(x.imag, False))
     elif t is frozenset:
@@ -115,6 +121,11 @@ def unpack(value: Any) -> Any:
             if text not in ("inf", "-inf", "nan"):
                 raise ValueError(text)
             return float(text)
+        if kind == "int":
+            (text,) = rest
+            if type(text) is not str or not text.lstrip("-").startswith("0x"):
+                raise ValueError("not a hex integer")
+            return int(text, 16)
         if kind == "complex":
             real, imag = (float(unpack(v)) for v in rest)
             return complex(real, imag)

@@ -197,12 +197,14 @@ def test_evalplus_time_limit_is_from_the_reference_run(pool):
 
 
 def test_outputs_that_are_not_literals_travel_packed(pool):
-    """Counter, OrderedDict, nan, complex, frozenset and a huge output compare as EvalPlus's ==."""
+    """Counter, OrderedDict, nan, complex, frozenset, a huge output and an int too long for repr
+    compare as EvalPlus's ==."""
     canonical = (
         "import collections\n\ndef g(k):\n"
         "    if k == 0:\n        return collections.Counter('abca')\n"
         "    if k == 1:\n        return [float('nan'), 1j + 2, frozenset({1})]\n"
         "    if k == 2:\n        return list(range(40000))\n"
+        "    if k == 4:\n        return 7**20000\n"
         "    return collections.OrderedDict([(2, 'b'), (1, 'a')])\n"
     )
     problem = _problem(canonical, [[0], [1], [2], [3]])
@@ -219,8 +221,9 @@ def test_outputs_that_are_not_literals_travel_packed(pool):
     )  # fmt: skip
     # nan != nan, as in EvalPlus: the canonical solution itself fails test 1 there too
     assert [g["verdict"][:7] for g in got] == ["test 1:"] * 4
-    just_counter = dict(problem, base_input=[[0], [2], [3]])
+    just_counter = dict(problem, base_input=[[0], [2], [3], [4]])
     expected = eg.evalplus_expected(pool, [just_counter])
+    assert expected[0][3][1] == 7**20000  # 16,900 digits: more than repr allows
     got = eg.grade_evalplus(
         pool, "humaneval_plus", [just_counter], expected,
         [(0, canonical), (0, as_dict), (0, off_by_one), (0, reordered)],
