@@ -181,12 +181,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.benchmarks = ""  # or a comma-separated subset, e.g. "humaneval_plus,math500"
     c.eval.data_dir = "data/benchmarks"  # directory holding the benchmark files
     c.eval.max_problems = 0  # problems per paper benchmark (0 = all)
-    c.eval.livecodebench_dates = ""  # contest-date window "YYYY-MM-DD,YYYY-MM-DD" ("" = all)
+    c.eval.livecodebench_dates = ""  # "YYYY-MM-DD,YYYY-MM-DD"; "" = all (AZR: release_v5, all)
     c.eval.greedy = True  # greedy pass@1, the paper's figure
     c.eval.num_samples = 0  # n samples per problem for pass@k (0 = greedy only)
     c.eval.temperature = 0.6  # sampling temperature for pass@k
     c.eval.top_p = 0.95  # nucleus for pass@k
     c.eval.pass_k = "1,5,10"  # the k of pass@k (those <= num_samples are reported)
-    c.eval.test_timeout_s = 6.0  # wall-clock limit per code test (LiveCodeBench's 6 s)
+    c.eval.test_timeout_s = 6.0  # LiveCodeBench's wall-clock limit per test (its harness's 6 s)
+    c.eval.reference_timeout_s = 60.0  # limit of a canonical solution's run (EvalPlus: none)
+    c.eval.evalplus_min_time_limit_s = 1.0  # EvalPlus per-test limit floor (s)
+    c.eval.evalplus_time_limit_factor = 4.0  # EvalPlus limit: this x the canonical run's time
     c.eval.math_timeout_s = 5  # math-verify's limit per parse and per comparison (s)
     return c

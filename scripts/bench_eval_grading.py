@@ -4,7 +4,7 @@
 
 Code, side by side on the same EvalPlus-format problems (the fixtures' three HumanEval+
 problems, repeated to `--problems`, each with `--tests` inputs):
-- `per_test`: the project's grading, one sandboxed run per test (`code_grading.grade_evalplus`,
+- `per_test`: the project's grading, one sandboxed run per test (`evalplus_grading.grade_evalplus`,
   the canonical solution as the candidate: every test runs);
 - `batched` (the reference): one sandboxed run per problem that calls the solution on every
   input in a loop and returns all outputs (what a harness without per-test limits would do);
@@ -28,6 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from azr_jax.evals import code_grading as cg  # noqa: E402
+from azr_jax.evals import evalplus_grading as eg  # noqa: E402
 from azr_jax.evals import math_grading  # noqa: E402
 from azr_jax.executor.pool import DEFAULT_PRELOAD, ExecutorPool, Job  # noqa: E402
 from tests.evals import publisher_files as pf  # noqa: E402
@@ -61,7 +62,7 @@ def batched(pool, probs: list[dict]) -> int:
             + p["canonical_solution"]
             + f"\n\ndef __azr_all__(inputs):\n    return [{p['entry_point']}(*a) for a in inputs]\n"
         )
-        args = cg.py_source(cg.evalplus_tests(p))
+        args = cg.py_source(eg.evalplus_tests(p))
         jobs.append(Job(code, args, entry="__azr_all__"))
     return sum(r.status == "ok" for r in pool.run_many(jobs))
 
@@ -75,14 +76,14 @@ def main() -> None:
     args = ap.parse_args()
 
     probs = problems(args.problems, args.tests)
-    n_tests = sum(len(cg.evalplus_tests(p)) for p in probs)
+    n_tests = sum(len(eg.evalplus_tests(p)) for p in probs)
     with cg.code_pool(workers=args.workers, test_timeout_s=6.0) as pool:
         pool.run_many([Job("def f():\n    return 1\n", "")] * 8)  # warm up
         t = time.perf_counter()
-        expected = cg.evalplus_expected(pool, probs)
+        expected = eg.evalplus_expected(pool, probs)
         t_ref = time.perf_counter() - t
         t = time.perf_counter()
-        graded = cg.grade_evalplus(
+        graded = eg.grade_evalplus(
             pool,
             "humaneval_plus",
             probs,
@@ -99,7 +100,7 @@ def main() -> None:
     per_test_jobs = [
         Job(p["prompt"] + p["canonical_solution"], cg.py_source(a)[1:-1], entry=p["entry_point"])
         for p in probs
-        for a in cg.evalplus_tests(p)
+        for a in eg.evalplus_tests(p)
     ]
     preload_ab = {}
     pools = {

@@ -23,12 +23,16 @@ first element, a number becomes text, `$...$` is unwrapped), else the last `\\bo
 Qwen2.5-Math / SimpleRL-Zoo evaluation harness (the AZR authors' math evaluation) work once
 each `*/test.jsonl` is copied to the name above.
 
-MBPP+ inputs: JSON has no tuples or sets, and EvalPlus restores them for some tasks with its
-own `evalplus.data.mbpp.mbpp_deserialize_inputs`. When the `evalplus` package is installed
-(`pip install evalplus`; not a dependency: it pulls in API clients) that function is applied,
-as EvalPlus does; otherwise the inputs stay as JSON decodes them (both the canonical solution
-and the candidates get the same lists), a warning says so, and the summary's
-`mbpp_plus/inputs_restored` is 0.
+Every record is read on its own: one that cannot be read (not JSON, a missing field, a test
+list of the wrong shape) is skipped with a warning naming the file and line, and counted
+(`BenchmarkFile.skipped`, the summary's `<bench>/skipped`); it never takes the rest of the file
+down. A record in an odd but readable shape is read as its publisher's harness reads it:
+EvalPlus iterates `base_input`/`plus_input`, so an empty object or null there (MBPP+ v0.2.0's
+`Mbpp/793` has `"plus_input": {}`) is no inputs. Each file's SHA-256 (of its bytes as stored,
+`.gz` or not) is kept, so two reports can tell whether they graded the same file.
+
+MBPP+ inputs: JSON has no tuples or sets; they are restored per task as EvalPlus restores them
+(`mbpp_inputs.py`, no `evalplus` package needed).
 
 LiveCodeBench's `private_test_cases` is plain JSON or base64(zlib(pickle(JSON text))). Its
 pickle is decoded here by an unpickler that refuses every global (`find_class` raises), so only
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -50,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from azr_jax.evals import mbpp_inputs
 from azr_jax.evals.math_grading import last_boxed
 
 log = logging.getLogger(__name__)
@@ -184,63 +190,82 @@ def benchmark_path(name: str, data_dir: str | Path) -> Path:
     )
 
 
+@dataclass(frozen=True)
+class BenchmarkFile:
+    """One benchmark file as read: its records and what was left out."""
+
+    name: str
+    path: Path
+    sha256: str  # of the file's bytes as stored
+    records: list[dict[str, Any]]  # normalised, see `load`
+    skipped: tuple[str, ...]  # "file:line: why" per unreadable record
+
+
 def load(name: str, data_dir: str | Path, max_records: int = 0) -> list[dict[str, Any]]:
-    """Reads a benchmark's records, normalised for grading (one dict per problem).
+    """A benchmark's records (`load_file(...).records`)."""
+    return load_file(name, data_dir, max_records).records
+
+
+def load_file(name: str, data_dir: str | Path, max_records: int = 0) -> BenchmarkFile:
+    """Reads a benchmark's file, record by record, normalised for grading (one dict per problem).
 
     - evalplus: `id`, `prompt`, `entry_point`, `canonical_solution`, `base_input`,
-      `plus_input` (lists of argument lists), `atol` (float).
+      `plus_input` (lists of argument lists; MBPP+'s restored as EvalPlus does), `atol` (float).
     - livecodebench: `id`, `question`, `starter_code`, `func_name` (None for stdin problems),
       `tests` (public then private: dicts with `input`, `output`, `testtype`), `public`
       (how many of them are public), `contest_date`.
     - math: `id`, `problem`, `answer` (text).
 
+    An unreadable record is skipped (logged with its file and line, listed in `skipped`).
+
+    Args:
+      max_records: stop after this many records read (0: all).
+
     Raises:
       FileNotFoundError: the file is missing (see `benchmark_path`).
-      ValueError: a line is not JSON or lacks a field (the message names file, line and fix).
+      ValueError: no record of the file could be read (the message shows the first reasons).
     """
     if max_records < 0:
         raise ValueError(f"max_records must be >= 0, got {max_records}")
     b = BENCHMARKS[name]
     path = benchmark_path(name, data_dir)
     parse = {"evalplus": _evalplus, "livecodebench": _livecodebench, "math": _math}[b.kind]
-    records = []
+    records: list[dict[str, Any]] = []
+    skipped: list[str] = []
     for where, raw in _lines(path):
         try:
-            records.append(parse(raw, len(records)))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(
-                f"{where}: not a {name} record ({e}); expected the format of {b.source}"
-            ) from None
+            if isinstance(raw, str):
+                raise ValueError(raw)
+            record = parse(raw, len(records))
+            if name == "mbpp_plus":
+                for key in ("base_input", "plus_input"):
+                    record[key] = mbpp_inputs.restore(record["id"], record[key])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            skipped.append(f"{where}: {type(e).__name__}: {e}"[:300])
+            log.warning("%s: skipped, not a %s record (%s)", where, name, e)
+            continue
+        records.append(record)
         if len(records) == max_records:
             break
     if not records:
-        raise ValueError(f"{path} holds no records; expected the format of {b.source}")
-    if name == "mbpp_plus":
-        restore_mbpp_inputs(records)
-    return records
-
-
-def restore_mbpp_inputs(records: list[dict[str, Any]]) -> bool:
-    """Applies EvalPlus's MBPP+ input deserializer when `evalplus` is installed (see the module
-    docstring); marks each record's `inputs_restored`. Returns whether it was applied."""
-    try:
-        from evalplus.data.mbpp import mbpp_deserialize_inputs
-    except ImportError:
-        log.warning(
-            "MBPP+: evalplus is not installed, so inputs stay JSON lists (EvalPlus turns some "
-            "into tuples/sets); pip install evalplus to grade exactly as EvalPlus"
+        why = "; ".join(skipped[:3]) or "the file is empty"
+        raise ValueError(
+            f"{path} holds no readable record ({why}); expected the format of {b.source}"
         )
-        for r in records:
-            r["inputs_restored"] = False
-        return False
-    for r in records:
-        for key in ("base_input", "plus_input"):
-            r[key] = [list(args) for args in mbpp_deserialize_inputs(r["id"], r[key])]
-        r["inputs_restored"] = True
-    return True
+    return BenchmarkFile(name, path, file_sha256(path), records, tuple(skipped))
 
 
-def _lines(path: Path) -> Iterator[tuple[str, dict]]:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _lines(path: Path) -> Iterator[tuple[str, dict | str]]:
+    """(`file:line`, the line's JSON object, or why it is not one) for each non-blank line."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as lines:
         for lineno, line in enumerate(lines, start=1):
@@ -249,10 +274,9 @@ def _lines(path: Path) -> Iterator[tuple[str, dict]]:
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not JSON ({e.msg})") from None
-            if not isinstance(raw, dict):
-                raise ValueError(f"{path}:{lineno}: not a JSON object")
-            yield f"{path}:{lineno}", raw
+                yield f"{path}:{lineno}", f"not JSON ({e.msg})"
+                continue
+            yield f"{path}:{lineno}", raw if isinstance(raw, dict) else "not a JSON object"
 
 
 def _require(raw: dict, fields: tuple[str, ...]) -> None:
@@ -263,17 +287,21 @@ def _require(raw: dict, fields: tuple[str, ...]) -> None:
 
 def _evalplus(raw: dict, index: int) -> dict[str, Any]:
     _require(raw, EVALPLUS_FIELDS)
+    inputs = {}
     for key in ("base_input", "plus_input"):
-        inputs = raw.get(key, [])
-        if not isinstance(inputs, list) or not all(isinstance(x, list) for x in inputs):
+        value = raw.get(key)
+        # EvalPlus iterates the field: an empty object (MBPP+ v0.2.0's Mbpp/793) is no inputs.
+        value = [] if value in (None, {}) else value
+        if not isinstance(value, list) or not all(isinstance(x, list) for x in value):
             raise TypeError(f"{key} must be a list of argument lists")
+        inputs[key] = value
     return {
         "id": str(raw["task_id"]),
         "prompt": str(raw["prompt"]),
         "entry_point": str(raw["entry_point"]),
         "canonical_solution": str(raw["canonical_solution"]),
-        "base_input": raw["base_input"],
-        "plus_input": raw.get("plus_input", []),
+        "base_input": inputs["base_input"],
+        "plus_input": inputs["plus_input"],
         "atol": float(raw.get("atol") or 0.0),
     }
 
@@ -385,8 +413,10 @@ def _math(raw: dict, index: int) -> dict[str, Any]:
 
 def within_dates(records: list[dict[str, Any]], window: str) -> list[dict[str, Any]]:
     """LiveCodeBench records whose `contest_date` lies in `window` ("YYYY-MM-DD,YYYY-MM-DD",
-    both ends inclusive, either may be empty; "" keeps all), as LiveCodeBench's release
-    windows are chosen (e.g. problems after a model's cut-off).
+    either end may be empty; "" keeps all), by LiveCodeBench's own rule
+    (`load_code_generation_dataset`'s `start_date`/`end_date`): `start <= contest_date <= end`,
+    each end read as that day's midnight, so a contest on the end day itself is kept only when
+    it is dated at 00:00 (as the release dates its problems).
 
     Raises:
       ValueError: a malformed window, or a record without a date when a window is set.
@@ -399,12 +429,13 @@ def within_dates(records: list[dict[str, Any]], window: str) -> list[dict[str, A
             f"eval.livecodebench_dates={window!r}: expected 'YYYY-MM-DD,YYYY-MM-DD' "
             "(either end may be empty)"
         )
-    since, until = parts
+    since, until = (p + "T00:00:00" if p else "" for p in parts)
     out = []
     for r in records:
-        day = r["contest_date"][:10]
+        day = r["contest_date"]
         if not day:
             raise ValueError(f"livecodebench {r['id']}: no contest_date to filter by")
-        if (not since or day >= since) and (not until or day <= until):
+        moment = (day[:10] + "T" + day[11:19]) if len(day) >= 19 else day[:10] + "T00:00:00"
+        if (not since or moment >= since) and (not until or moment <= until):
             out.append(r)
     return out

@@ -1,26 +1,17 @@
 """Code grading as EvalPlus and LiveCodeBench grade: every test is one sandboxed run.
 
-One run per test, so the per-test time limit is the pool's wall-clock limit
-(`eval.test_timeout_s`; LiveCodeBench's harness uses 6 s) and no test sees another's state. A
+One run per test, each with its own wall-clock limit (LiveCodeBench: `eval.test_timeout_s`,
+its harness's default 6 s; EvalPlus: its limit from the canonical run, below), so no test sees
+another's state; the pool's limit is only the cap (and the canonical solutions' limit). A
 candidate stops at its first failing test: tests go out in waves (`wave` tests per candidate),
 and only candidates that passed every earlier test get the next wave.
 
 The expected answer never enters a candidate's run. A run returns the candidate's output (a
 literal, re-parsed here by the trusted literal parser: an object with a lying `__eq__` cannot
-come back) or, for stdin programs, a digest of its normalised stdout; the comparison is made
+come back; EvalPlus's other types are rebuilt here from literals) or, for stdin programs, a digest of its normalised stdout; the comparison is made
 here. So a candidate cannot grade itself by reading or patching the harness.
 
-- EvalPlus (HumanEval+, MBPP+): the expected outputs are the canonical solution's (`prompt +
-  canonical_solution`, as EvalPlus builds its ground truth), computed in the sandbox too; a test
-  whose reference run fails, returns a non-literal or an output longer than 100,000
-  characters is dropped (and counted; a problem with none left never passes). Base passes when
-  every base input matches; plus when every base and plus input does. A match is EvalPlus's:
-  `out == expected`, else, when the record's `atol` is set or the expected value is a float
-  (or a list of floats; atol 1e-6), same type, same length and `np.allclose(out, exp,
-  rtol=1e-7, atol)`. Special oracles kept: HumanEval `find_zero` (|poly(x)| <= atol), MBPP
-  `are_equivalent` (any output), `sum_div` (0 accepted); MBPP's `surface_Area`, `find_star_num`
-  and `kroot` oracles are not reproduced (their float tolerance rule applies). Inputs are passed
-  as JSON decodes them (EvalPlus turns some MBPP+ lists into tuples; not done here).
+- EvalPlus (HumanEval+, MBPP+): `evalplus_grading.py`, on these waves.
 - LiveCodeBench functional: `Solution().<func_name>(*args)`, args one JSON value per input
   line; right when the output (a tuple read as a list) `==` the JSON expected output.
 - LiveCodeBench stdin: the program runs as `__main__` with the input on `sys.stdin` (text, and
@@ -43,8 +34,6 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import numpy as np
 
 from azr_jax.evals.evaluation import EVAL_BANNED_BUILTINS, EVAL_BANNED_MODULES
 from azr_jax.executor.pool import DEFAULT_PRELOAD, ExecutorPool, Job, RunResult
@@ -74,12 +63,6 @@ CODE_PRELOAD = tuple(
 LCB_CALL = "__azr_lcb_call__"
 LCB_STDIO = "__azr_lcb_stdio__"
 _MAX_VERDICT = 200
-# EvalPlus special oracles: (benchmark, entry point) -> rule.
-_ORACLES = {
-    ("humaneval_plus", "find_zero"): "poly_root",
-    ("mbpp_plus", "are_equivalent"): "any",
-    ("mbpp_plus", "sum_div"): "or_zero",
-}
 
 
 def code_pool(workers: int = 2, test_timeout_s: float = 6.0, memory_mb: int = 1024) -> ExecutorPool:
@@ -124,7 +107,8 @@ def py_source(value: Any) -> str:
     return repr(value)
 
 
-def _args_source(args: Sequence[Any]) -> str:
+def args_source(args: Sequence[Any]) -> str:
+    """A call's arguments as source text (`py_source` of each, comma-separated)."""
     return ", ".join(py_source(a) for a in args)
 
 
@@ -138,6 +122,7 @@ def run_until_failure(
     check: Callable[[int, int, RunResult], str | None],
     wave: int = 16,
     progress: Callable[[int], None] | None = None,
+    retry: Callable[[int, int, RunResult], bool] | None = None,
 ) -> list[tuple[int | None, str]]:
     """Runs candidate c's tests 0..num_tests[c]-1 in waves until its first failure.
 
@@ -145,6 +130,8 @@ def run_until_failure(
       job_for: (c, t) -> the run of test t for candidate c, or None to skip the test.
       check: (c, t, result) -> None when the test passed, else a verdict.
       progress: called with the number of runs finished after each wave.
+      retry: (c, t, result) -> whether to run the test once more (all of a wave's together)
+        and check that second run instead.
 
     Returns:
       Per candidate: (index of the first failing test or None, verdict).
@@ -174,6 +161,10 @@ def run_until_failure(
                 return done  # type: ignore[return-value]
             continue
         results = pool.run_many(jobs)
+        if retry is not None:
+            again = [k for k, (c, t) in enumerate(batch) if retry(c, t, results[k])]
+            for k, run in zip(again, pool.run_many([jobs[k] for k in again]), strict=True):
+                results[k] = run
         for (c, t), run in zip(batch, results, strict=True):
             if done[c] is not None:
                 continue
@@ -189,139 +180,6 @@ def run_verdict(run: RunResult) -> str:
     if run.status == "ok":
         return f"returned {run.output_repr}"
     return ": ".join(str(x) for x in (run.status, run.error_type, run.error_message) if x)
-
-
-# ------------------------------------------------------------------------------------ EvalPlus
-
-
-def evalplus_program(problem: dict, code: str) -> str:
-    """What a candidate's run executes: the problem's prompt (imports, helpers), then the code."""
-    return f"{problem['prompt']}\n\n{code}\n"
-
-
-def evalplus_tests(problem: dict) -> list[list]:
-    """The problem's inputs: base then plus (lists of arguments)."""
-    return list(problem["base_input"]) + list(problem["plus_input"])
-
-
-def evalplus_expected(
-    pool: ExecutorPool, problems: Sequence[dict], progress: Callable[[int], None] | None = None
-) -> list[list[tuple[bool, Any]]]:
-    """The canonical solution's output on every input, from sandboxed runs.
-
-    Returns:
-      Per problem, per test: (True, value) or (False, why the reference run failed).
-    """
-    check_code_pool(pool)
-    out = []
-    for problem in problems:
-        code = problem["prompt"] + problem["canonical_solution"]
-        jobs = [
-            Job(code, _args_source(args), entry=problem["entry_point"])
-            for args in evalplus_tests(problem)
-        ]
-        runs = pool.run_many(jobs)
-        out.append([(True, r.value) if r.status == "ok" else (False, run_verdict(r)) for r in runs])
-        if progress is not None:
-            progress(len(jobs))
-    return out
-
-
-def is_floats(x: Any) -> bool:
-    """EvalPlus's test for a float output: a float, or a non-empty list/tuple of floats."""
-    if isinstance(x, float):
-        return True
-    return isinstance(x, (list, tuple)) and bool(x) and all(isinstance(i, float) for i in x)
-
-
-def evalplus_match(out: Any, expected: Any, atol: float, oracle: str | None, args: list) -> bool:
-    """EvalPlus's rule for one test (see the module docstring); `out` is a trusted literal."""
-    if oracle == "any":
-        return True
-    if oracle == "poly_root":
-        try:
-            xs = args[0]
-            value = sum(c * out**i for i, c in enumerate(xs))
-            return abs(value) <= (atol or 1e-6)
-        except Exception:
-            return False
-    exact = out == expected
-    if oracle == "or_zero":
-        exact = exact or out == 0
-    if atol == 0 and is_floats(expected):
-        atol = 1e-6
-    if exact:
-        return True
-    if atol == 0:
-        return False
-    if type(out) is not type(expected):
-        return False
-    if isinstance(expected, (list, tuple)) and len(out) != len(expected):
-        return False
-    try:
-        return bool(np.allclose(out, expected, rtol=1e-07, atol=atol))
-    except Exception:
-        return False
-
-
-def grade_evalplus(
-    pool: ExecutorPool,
-    benchmark: str,
-    problems: Sequence[dict],
-    expected: Sequence[list[tuple[bool, Any]]],
-    candidates: Sequence[tuple[int, str]],
-    wave: int = 16,
-    progress: Callable[[int], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Grades candidates `(problem index, code)` against base and plus inputs.
-
-    Args:
-      expected: `evalplus_expected(pool, problems)`.
-
-    Returns:
-      Per candidate: `base` (bool), `plus` (bool), `verdict`, `dropped_tests` (tests whose
-      reference run failed, left out).
-    """
-    check_code_pool(pool)
-    tests = [evalplus_tests(p) for p in problems]
-    programs = [evalplus_program(problems[i], code) for i, code in candidates]
-
-    def job_for(c: int, t: int) -> Job | None:
-        i = candidates[c][0]
-        if not expected[i][t][0]:
-            return None
-        return Job(programs[c], _args_source(tests[i][t]), entry=problems[i]["entry_point"])
-
-    def check(c: int, t: int, run: RunResult) -> str | None:
-        i = candidates[c][0]
-        p = problems[i]
-        if run.status != "ok":
-            return f"test {t}: {run_verdict(run)}"
-        oracle = _ORACLES.get((benchmark, p["entry_point"]))
-        if evalplus_match(run.value, expected[i][t][1], p["atol"], oracle, tests[i][t]):
-            return None
-        return f"test {t}: returned {run.output_repr[:80]}, expected {repr(expected[i][t][1])[:80]}"
-
-    firsts = run_until_failure(
-        pool, [len(tests[i]) for i, _ in candidates], job_for, check, wave, progress
-    )
-    out = []
-    for (i, _), (first, verdict) in zip(candidates, firsts, strict=True):
-        n_base = len(problems[i]["base_input"])
-        gradable = [ok for ok, _ in expected[i]]
-        result = {
-            "base": first is None or first >= n_base,
-            "plus": first is None,
-            "verdict": "correct" if first is None else verdict,
-            "dropped_tests": gradable.count(False),
-        }
-        # Never a vacuous pass: a part whose every reference run failed grades nothing.
-        if not any(gradable[:n_base]):
-            result.update(base=False, plus=False, verdict="no base test could be graded")
-        elif not any(gradable[n_base:]) and gradable[n_base:]:
-            result.update(plus=False, verdict="no plus test could be graded")
-        out.append(result)
-    return out
 
 
 # ------------------------------------------------------------------------------- LiveCodeBench
@@ -387,7 +245,7 @@ def lcb_functional_program(problem: dict, code: str) -> str:
 
 
 def _functional_args(text: str) -> str:
-    return _args_source([json.loads(line) for line in text.split("\n")])
+    return args_source([json.loads(line) for line in text.split("\n")])
 
 
 def grade_livecodebench(
@@ -396,8 +254,13 @@ def grade_livecodebench(
     candidates: Sequence[tuple[int, str]],
     wave: int = 16,
     progress: Callable[[int], None] | None = None,
+    timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Grades candidates `(problem index, code)` on every public and private test.
+    """Grades candidates `(problem index, code)` on every public and private test, in
+    LiveCodeBench's order (public, then private; its grader runs them all as one list).
+
+    Args:
+      timeout_s: each test's wall-clock limit (None: the pool's).
 
     Returns:
       Per candidate: `passed` (bool), `verdict`.
@@ -424,9 +287,10 @@ def grade_livecodebench(
         i = candidates[c][0]
         test = problems[i]["tests"][t]
         if problems[i]["func_name"]:
-            return Job(programs[c], _functional_args(test["input"]), entry=LCB_CALL)
+            args = _functional_args(test["input"])
+            return Job(programs[c], args, entry=LCB_CALL, timeout_s=timeout_s)
         args = f"{programs[c]!r}, {test['input']!r}"
-        return Job(LCB_STDIO_HARNESS, args, entry=LCB_STDIO)
+        return Job(LCB_STDIO_HARNESS, args, entry=LCB_STDIO, timeout_s=timeout_s)
 
     def check(c: int, t: int, run: RunResult) -> str | None:
         i = candidates[c][0]

@@ -5,7 +5,9 @@ Table 1 of the paper has one row per model and the columns HEval+, MBPP+, LCB, A
 AIME25, AMC23, MATH500, Minerva, Olympiad, CAvg, MAvg, AVG, in percent with one decimal. Rows
 here are the summaries given (e.g. the base model and the trained checkpoint); with two rows a
 third shows the difference (second minus first), as the paper's "+x.x" lines do. A benchmark
-that was not evaluated shows as "-".
+that was not evaluated shows as "-". A second table says what each row evaluated, per benchmark:
+problems scored, records skipped as unreadable, EvalPlus tests dropped, and the file's name and
+SHA-256 (its first 12 digits), so two reports show whether they graded the same files.
 """
 
 from __future__ import annotations
@@ -41,6 +43,29 @@ def markdown_table(rows: Mapping[str, Mapping[str, float]]) -> str:
             for key, _ in COLUMNS
         ]
         lines.append("| difference | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def evaluated_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """What each summary evaluated: one line per (summary, benchmark) it holds."""
+    lines = [
+        "| Model | Benchmark | Problems | Skipped | Dropped tests | File | SHA-256 |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for label, summary in rows.items():
+        for name in PAPER_SUITE:
+            if f"{name}/n" not in summary:
+                continue
+            cells = [
+                label,
+                BENCHMARKS[name].title,
+                str(summary[f"{name}/n"]),
+                str(summary.get(f"{name}/skipped", "-")),
+                str(summary.get(f"{name}/dropped_tests", "-")),
+                str(summary.get(f"{name}/file", "-")),
+                str(summary.get(f"{name}/sha256", "-"))[:12],
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

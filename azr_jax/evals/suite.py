@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from azr_jax.evals import benchmarks as bm
-from azr_jax.evals import code_grading, math_grading, paper_prompts, passk
+from azr_jax.evals import code_grading, evalplus_grading, math_grading, paper_prompts, passk
 from azr_jax.executor.pool import ExecutorPool
 from azr_jax.parallel import distributed
 from azr_jax.selfplay.parsing import parse_solver_response
@@ -35,12 +35,17 @@ _MAX_ANSWER = 2000
 
 def load_suite(
     names: Sequence[str], data_dir: str | Path, max_problems: int = 0, lcb_dates: str = ""
-) -> dict[str, list[dict]]:
+) -> tuple[dict[str, list[dict]], dict[str, dict[str, Any]]]:
     """Each benchmark's records (every file is checked before anything is generated).
 
     Args:
       max_problems: keep the first N of each benchmark (0: all), after the date window.
       lcb_dates: LiveCodeBench's contest-date window (`benchmarks.within_dates`).
+
+    Returns:
+      (records per benchmark, what was read per benchmark: `file`, `sha256`, `read` (records
+      read), `skipped` (unreadable records, `file:line: why` each), `kept` (after the date
+      window and `max_problems`)), the second for `summarize`.
     """
     missing = []
     for name in names:
@@ -50,15 +55,23 @@ def load_suite(
             missing.append(str(e))
     if missing:
         raise FileNotFoundError("\n".join(missing))
-    out = {}
+    out, files = {}, {}
     for name in names:
-        records = bm.load(name, data_dir)
+        read = bm.load_file(name, data_dir)
+        records = read.records
         if name == "livecodebench":
             records = bm.within_dates(records, lcb_dates)
             if not records:
                 raise ValueError(f"livecodebench: no problem within {lcb_dates!r}")
         out[name] = records[:max_problems] if max_problems else records
-    return out
+        files[name] = {
+            "file": read.path.name,
+            "sha256": read.sha256,
+            "read": len(read.records),
+            "skipped": list(read.skipped),
+            "kept": len(out[name]),
+        }
+    return out, files
 
 
 def suite_prompts(suite: dict[str, list[dict]]) -> list[tuple[str, int, str]]:
@@ -162,8 +175,14 @@ def grade(
     math_timeout_s: int = 5,
     wave: int = 16,
     progress: Callable[[int], None] | None = None,
+    min_time_limit_s: float = evalplus_grading.EVALPLUS_MIN_TIME_LIMIT_S,
+    time_limit_factor: float = evalplus_grading.EVALPLUS_TIME_LIMIT_FACTOR,
+    lcb_timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Grades this host's share of `responses`; returns every host's verdicts, in order.
+
+    `min_time_limit_s` and `time_limit_factor` make EvalPlus's per-test time limit
+    (`evalplus_grading.time_limit_s`); `lcb_timeout_s` is LiveCodeBench's (None: the pool's).
 
     Each verdict: `benchmark`, `task_id`, `sample`, `correct`, `verdict`, `answer` (the code
     or boxed answer graded, capped), and `base` for EvalPlus (the base-tests-only result).
@@ -199,7 +218,8 @@ def grade(
         if code_pool is None:
             raise ValueError(f"{name} needs an executor pool (code_grading.code_pool())")
         items = [(index[name][mine[k]["task_id"]], mine[k]) for k in ks]
-        got = _grade_code(name, kind, records, items, code_pool, wave, progress)
+        limits = (min_time_limit_s, time_limit_factor, lcb_timeout_s)
+        got = _grade_code(name, kind, records, items, code_pool, wave, progress, limits)
         verdicts = _place(verdicts, mine, ks, got)
     if math_items:
         got = _grade_math([(rec, r) for _, rec, r in math_items], math_timeout_s)
@@ -240,7 +260,7 @@ def _code_of(response: dict) -> tuple[str | None, str]:
     return code, ""
 
 
-def _grade_code(name, kind, records, items, pool, wave, progress) -> list[dict]:
+def _grade_code(name, kind, records, items, pool, wave, progress, limits) -> list[dict]:
     out: list[dict | None] = [None] * len(items)
     candidates, owners = [], []
     for j, (i, response) in enumerate(items):
@@ -257,14 +277,16 @@ def _grade_code(name, kind, records, items, pool, wave, progress) -> list[dict]:
         expected_of = dict(
             zip(
                 needed,
-                code_grading.evalplus_expected(pool, [records[i] for i in needed], progress),
+                evalplus_grading.evalplus_expected(
+                    pool, [records[i] for i in needed], progress, benchmark=name
+                ),
                 strict=True,
             )
         )
         problems = list(records)
         expected = [expected_of.get(i, []) for i in range(len(records))]
-        got = code_grading.grade_evalplus(
-            pool, name, problems, expected, candidates, wave, progress
+        got = evalplus_grading.grade_evalplus(
+            pool, name, problems, expected, candidates, wave, progress, *limits[:2]
         )
         for j, (_, code), g in zip(owners, candidates, got, strict=True):
             out[j] = {
@@ -275,7 +297,9 @@ def _grade_code(name, kind, records, items, pool, wave, progress) -> list[dict]:
                 "dropped_tests": g["dropped_tests"],
             }
     else:
-        got = code_grading.grade_livecodebench(pool, records, candidates, wave, progress)
+        got = code_grading.grade_livecodebench(
+            pool, records, candidates, wave, progress, timeout_s=limits[2]
+        )
         for j, (_, code), g in zip(owners, candidates, got, strict=True):
             out[j] = {"correct": g["passed"], "verdict": g["verdict"], "answer": code[:_MAX_ANSWER]}
     return out  # type: ignore[return-value]
@@ -304,18 +328,24 @@ def _grade_math(items, timeout_s) -> list[dict]:
 
 
 def summarize(
-    suite: dict[str, list[dict]], verdicts: Sequence[dict], ks: Sequence[int] = (1,)
-) -> dict[str, float]:
-    """The report's numbers (fractions in [0, 1]).
+    suite: dict[str, list[dict]],
+    verdicts: Sequence[dict],
+    ks: Sequence[int] = (1,),
+    files: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The report's numbers (fractions in [0, 1]) and what was evaluated.
 
     Keys: one per benchmark (greedy pass@1 when greedy answers were graded, else the sampled
     pass@1), `<name>/base` (EvalPlus base tests only), `<name>/dropped_tests` (EvalPlus tests
     left out because the canonical solution's run failed), `<name>/pass@k` for every k in `ks`
-    that the sample count allows, `<name>/n` (problems), `code_avg`, `math_avg` (means over
-    the benchmarks present) and `overall_avg` (the mean of the two averages, as the paper's
-    AVG; one of them alone when only one kind was evaluated).
+    that the sample count allows, `<name>/n` (problems scored), `code_avg`, `math_avg` (means
+    over the benchmarks present) and `overall_avg` (the mean of the two averages, as the
+    paper's AVG; one of them alone when only one kind was evaluated). With `files`
+    (`load_suite`'s second value): `<name>/skipped` (unreadable records; the first 20 as
+    `file:line: why` in `<name>/skipped_lines`), `<name>/file` and `<name>/sha256` (the file
+    graded).
     """
-    summary: dict[str, float] = {}
+    summary: dict[str, Any] = {}
     for name, records in suite.items():
         mine = [v for v in verdicts if v["benchmark"] == name]
         greedy = {v["task_id"]: v for v in mine if v["sample"] == GREEDY}
@@ -331,10 +361,11 @@ def summarize(
                 summary[f"{name}/base"] = sum(
                     bool(greedy.get(i, {}).get("base")) for i in ids
                 ) / len(ids)
-        if name == "mbpp_plus":
-            summary[f"{name}/inputs_restored"] = float(
-                all(r.get("inputs_restored", False) for r in records)
-            )
+        if files and name in files:
+            summary[f"{name}/skipped"] = len(files[name]["skipped"])
+            summary[f"{name}/skipped_lines"] = files[name]["skipped"][:20]  # file:line: why
+            summary[f"{name}/file"] = files[name]["file"]
+            summary[f"{name}/sha256"] = files[name]["sha256"]
         if bm.BENCHMARKS[name].kind == "evalplus":  # tests whose reference run failed
             dropped: dict[str, int] = {}
             for v in mine:  # the same per problem; malformed answers carry none

@@ -85,6 +85,8 @@ class Job:
       literal_expect: parse `expect` as a literal instead of evaluating it.
       entry: the function to call.
       hash_group: runs with different groups go to zygotes with different hash seeds.
+      timeout_s: this run's wall-clock limit, when shorter than the pool's `timeout_s` (which
+        stays the CPU limit and the cap); None: the pool's.
     """
 
     code: str
@@ -94,6 +96,7 @@ class Job:
     literal_expect: bool = False
     entry: str = "f"
     hash_group: int | None = None
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ def job_bytes(job_id: int, job: Job) -> bytes:
     expect = b"" if job.expect is None else job.expect.encode(*WIRE_ENCODING)
     entry = job.entry.encode(*WIRE_ENCODING)
     flags = ("l" if job.literal_args else "") + ("X" if job.literal_expect else "")
+    if job.timeout_s is not None:  # last: `t` and the limit in whole milliseconds
+        flags += f"t{max(1, round(job.timeout_s * 1000))}"
     header = b"%d %d %d %d %d %s\n" % (
         job_id,
         len(code),

@@ -8,7 +8,8 @@ freezes the GC (children copy fewer pages), probes the layers with one child, th
 
 Protocol (text only, never pickle): the parent writes each job as a header line
 `ID NC NA NX NE FLAGS` (decimal id, the UTF-8 byte lengths of the code, the arguments, the
-expected value (-1: none) and the entry name, flag letters or `-`) followed by those four
+expected value (-1: none) and the entry name, flag letters or `-`; a last flag `tMS` is the
+job's own wall-clock limit in milliseconds, capped by the pool's) followed by those four
 fields' bytes, back to back (`pool.job_bytes`, `child.decode_job`); the zygote answers each job
 with a header line `ID EXIT TIMED_OUT WALL_US NBYTES` and then the NBYTES bytes its child wrote
 on the result pipe (at most the cap plus one; EXIT is the raw wait status, -1 if unknown). The
@@ -256,8 +257,12 @@ class Zygote:
             if pid == 0:
                 child.run(job, self.ctx, scratch, write_fd)
             os.close(write_fd)
-            job_id = job[0].partition(b" ")[0]
+            job_id, _, rest = job[0].partition(b" ")
             end = start + self.ctx.timeout_s
+            own = rest.rpartition(b" ")[2].find(b"t")  # the flags field: a job's own limit?
+            if own >= 0:
+                ms = int(rest.rpartition(b" ")[2][own + 1 :])
+                end = start + min(self.ctx.timeout_s, ms / 1000)
             self.running[pid] = _Running(job_id, pid, read_fd, scratch, start, end)
 
     def _reap(self) -> None:

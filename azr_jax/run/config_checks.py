@@ -379,6 +379,17 @@ def _check_paper_eval(v, need) -> None:
     )
     need(v.test_timeout_s > 0, "eval.test_timeout_s", "must be > 0 seconds")
     need(v.math_timeout_s >= 1, "eval.math_timeout_s", "must be >= 1 second (an integer)")
+    need(v.reference_timeout_s > 0, "eval.reference_timeout_s", "must be > 0 seconds")
+    need(
+        0 < v.evalplus_min_time_limit_s <= max(v.test_timeout_s, v.reference_timeout_s),
+        "eval.evalplus_min_time_limit_s",
+        "must be > 0 and <= eval.reference_timeout_s (EvalPlus uses 1 s)",
+    )
+    need(
+        v.evalplus_time_limit_factor >= 1,
+        "eval.evalplus_time_limit_factor",
+        "must be >= 1 (EvalPlus uses 4)",
+    )
 
 
 def _check_warmstart(c, need) -> None:

@@ -4,7 +4,9 @@
 benchmarks, read from `config.eval.data_dir` (file names: `azr_jax/evals/benchmarks.py`).
 Greedy pass@1 when `eval.greedy`; with `eval.num_samples=n`, n samples per problem at
 `eval.temperature` / `eval.top_p` give pass@k for every k of `eval.pass_k` up to n. Code runs in
-a code-benchmark executor pool (`eval.test_timeout_s` per test), math is graded in a
+a code-benchmark executor pool (LiveCodeBench: `eval.test_timeout_s` per test; EvalPlus: its
+own limit per test, `eval.evalplus_*`; canonical solutions: `eval.reference_timeout_s`; 4 GiB
+of memory per run at least, EvalPlus's limit), math is graded in a
 math-verify child process (`eval.math_timeout_s`). `write_outputs` lays the results out under
 `OUTPUT_DIR/eval/`: per-sample verdicts (JSONL), the summary (JSON), the Markdown table and,
 given another run's summary, the PNG comparing the two.
@@ -20,7 +22,7 @@ from typing import Any
 import tqdm
 
 from azr_jax.evals import benchmarks as bm
-from azr_jax.evals import code_grading, generation, report, suite
+from azr_jax.evals import code_grading, evalplus_grading, generation, report, suite
 from azr_jax.parallel import distributed as dist
 from azr_jax.storage import paths, staging
 
@@ -37,7 +39,7 @@ def pass_ks(config) -> tuple[int, ...]:
 
 def evaluate_paper(
     config, generator=None, params=None, settings=None, responses_path: str | None = None
-) -> tuple[dict[str, float], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Generates (or reads) the responses, grades them, summarises (every host returns all).
 
     Args:
@@ -55,7 +57,7 @@ def evaluate_paper(
         raise ValueError(
             "no benchmarks: set --config.eval.suite=paper or --config.eval.benchmarks=..."
         )
-    benches = suite.load_suite(
+    benches, files = suite.load_suite(
         names,
         staging.stage(config.eval.data_dir),  # a gs:// directory: copied once per host
         config.eval.max_problems,
@@ -68,8 +70,9 @@ def evaluate_paper(
     pool = (
         code_grading.code_pool(
             workers=max(2, config.executor.workers),
-            test_timeout_s=config.eval.test_timeout_s,
-            memory_mb=max(1024, config.executor.memory_mb),
+            # the cap, and the canonical solutions' limit; each test run sets its own below
+            test_timeout_s=max(config.eval.test_timeout_s, config.eval.reference_timeout_s),
+            memory_mb=max(evalplus_grading.EVALPLUS_MEMORY_MB, config.executor.memory_mb),
         )
         if needs_code
         else None
@@ -82,12 +85,15 @@ def evaluate_paper(
             pool,
             math_timeout_s=config.eval.math_timeout_s,
             progress=bar.update,
+            min_time_limit_s=config.eval.evalplus_min_time_limit_s,
+            time_limit_factor=config.eval.evalplus_time_limit_factor,
+            lcb_timeout_s=config.eval.test_timeout_s,
         )
     finally:
         bar.close()
         if pool is not None:
             pool.close()
-    return suite.summarize(benches, verdicts, pass_ks(config)), verdicts
+    return suite.summarize(benches, verdicts, pass_ks(config), files), verdicts
 
 
 def _generate(config, benches, generator, params, settings, show) -> list[dict]:
@@ -135,8 +141,8 @@ def write_outputs(
     compare_with: str | None = None,
 ) -> str:
     """Writes NAME.paper.jsonl, NAME.summary.json, NAME.md (and NAME.compare.png); returns the
-    Markdown table (this run's row, after `compare_with`'s when given). `out_dir` and
-    `compare_with` may be gs:// URLs."""
+    Markdown tables (this run's row, after `compare_with`'s when given; then what each row
+    evaluated). `out_dir` and `compare_with` may be gs:// URLs."""
     out_dir = paths.run_path(out_dir)
     paths.write_atomic(
         out_dir / f"{name}.paper.jsonl", "".join(json.dumps(v) + "\n" for v in verdicts).encode()
@@ -152,6 +158,6 @@ def write_outputs(
         with tempfile.TemporaryDirectory() as tmp:
             report.plot_comparison(rows, Path(tmp) / "compare.png")
             paths.upload(Path(tmp) / "compare.png", out_dir / f"{name}.compare.png")
-    table = report.markdown_table(rows)
+    table = report.markdown_table(rows) + "\n\n" + report.evaluated_table(rows)
     paths.write_atomic(out_dir / f"{name}.md", (table + "\n").encode())
     return table

@@ -1,15 +1,23 @@
-"""Benchmark files: publisher formats load, a missing file names itself and its source, and
-LiveCodeBench's pickled tests are decoded without trusting the pickle."""
+"""Benchmark files: publisher formats load (the real release excerpts of `fixtures/` too),
+record by record (an unreadable record is skipped and named, never the whole file), a missing
+file names itself and its source, and LiveCodeBench's pickled tests are decoded without trusting
+the pickle."""
 
 import base64
+import hashlib
 import json
 import pickle
+import shutil
 import zlib
+from pathlib import Path
 
 import pytest
 
 from azr_jax.evals import benchmarks as bm
 from tests.evals import publisher_files as pf
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MBPP_EXCERPT = FIXTURES / "MbppPlus-v0.2.0.excerpt.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +72,33 @@ def test_missing_file_names_the_file_and_where_it_is_published(tmp_path):
         bm.benchmark_path("livecodebench", tmp_path)
 
 
-def test_malformed_records_are_named(tmp_path):
+def test_real_release_excerpts_load(tmp_path):
+    """The odd real record, Mbpp/793 with `"plus_input": {}`, is read as EvalPlus reads it."""
+    shutil.copy(MBPP_EXCERPT, tmp_path / "MbppPlus.jsonl")
+    shutil.copy(FIXTURES / "HumanEvalPlus-v0.1.10.excerpt.jsonl", tmp_path / "HumanEvalPlus.jsonl")
+    read = bm.load_file("mbpp_plus", tmp_path)
+    assert len(read.records) == 15 and read.skipped == ()
+    assert read.sha256 == hashlib.sha256(MBPP_EXCERPT.read_bytes()).hexdigest()
+    last = {r["id"]: r for r in read.records}["Mbpp/793"]
+    assert last["plus_input"] == [] and len(last["base_input"]) == 3
+    he = bm.load_file("humaneval_plus", tmp_path).records
+    assert [r["id"] for r in he] == ["HumanEval/2", "HumanEval/32"] and he[1]["atol"] == 1e-4
+
+
+def test_unreadable_records_are_skipped_named_and_counted(tmp_path, caplog):
+    good = MBPP_EXCERPT.read_text().splitlines()[:2]
+    lines = [good[0], '{"task_id": "Mbpp/1"}', "{oops", "[1, 2]", good[1]]
+    lines.append(json.dumps({**json.loads(good[0]), "base_input": "not a list"}))
+    (tmp_path / "MbppPlus.jsonl").write_text("\n".join(lines) + "\n")
+    read = bm.load_file("mbpp_plus", tmp_path)
+    assert [r["id"] for r in read.records] == ["Mbpp/2", "Mbpp/75"]
+    where = [s.split(": ", 1)[0].rsplit(":", 1)[1] for s in read.skipped]
+    assert where == ["2", "3", "4", "6"]
+    assert "missing field" in read.skipped[0] and "not JSON" in read.skipped[1]
+    assert "MbppPlus.jsonl:3: skipped" in caplog.text
     (tmp_path / "aime24.jsonl").write_text('{"problem": "x"}\n')
-    with pytest.raises(ValueError, match=r"aime24.jsonl:1: not a aime24 record.*no answer field"):
+    with pytest.raises(ValueError, match=r"aime24.jsonl holds no readable record.*no answer field"):
         bm.load("aime24", tmp_path)
-    (tmp_path / "MbppPlus.jsonl").write_text('{"task_id": "Mbpp/1"}\n{oops\n')
-    with pytest.raises(ValueError, match=r"MbppPlus.jsonl:1: .*missing field"):
-        bm.load("mbpp_plus", tmp_path)
 
 
 def test_select():
@@ -112,9 +140,12 @@ def test_livecodebench_functional_tests_must_be_json(tmp_path):
     record = dict(pf.LIVECODEBENCH[0], public_test_cases=json.dumps(
         [{"input": "[1, 2\n3", "output": "[0]", "testtype": "functional"}]
     ), private_test_cases="[]")  # fmt: skip
-    (tmp_path / "livecodebench.jsonl").write_text(json.dumps(record) + "\n")
-    with pytest.raises(ValueError, match=r"livecodebench.jsonl:1: .*functional test 0 is not JSON"):
-        bm.load("livecodebench", tmp_path)
+    lines = [json.dumps(record), json.dumps(pf.LIVECODEBENCH[1])]
+    (tmp_path / "livecodebench.jsonl").write_text("\n".join(lines) + "\n")
+    read = bm.load_file("livecodebench", tmp_path)
+    assert [r["id"] for r in read.records] == [pf.LIVECODEBENCH[1]["question_id"]]
+    assert read.skipped[0].startswith(f"{tmp_path / 'livecodebench.jsonl'}:1: ")
+    assert "functional test 0 is not JSON" in read.skipped[0]
 
 
 def test_livecodebench_date_window(data_dir):
@@ -123,5 +154,8 @@ def test_livecodebench_date_window(data_dir):
     assert [r["id"] for r in bm.within_dates(records, "2024-08-15,")] == ["abc000_a"]
     assert [r["id"] for r in bm.within_dates(records, ",2024-08-01")] == ["1"]
     assert bm.within_dates(records, "2025-01-01,2025-02-01") == []
+    # LiveCodeBench's rule: each end is that day's midnight
+    late = [dict(records[0], contest_date="2024-08-01T12:30:00")]
+    assert bm.within_dates(late, ",2024-08-01") == [] and bm.within_dates(late, "2024-08-01,")
     with pytest.raises(ValueError, match="expected 'YYYY-MM-DD,YYYY-MM-DD'"):
         bm.within_dates(records, "2024-08")

@@ -1,14 +1,18 @@
-"""Code grading: canonical solutions pass and wrong ones fail on EvalPlus and LiveCodeBench
-fixtures, EvalPlus's float rule and base/plus split hold, LiveCodeBench's stdout rule matches a
-reference written from its grader, and hostile solutions fail without harming the run."""
+"""Code grading's shared parts and LiveCodeBench: canonical solutions pass and wrong ones fail,
+LiveCodeBench's stdout rule matches a reference written from its grader (and a real record's
+hand-checked solutions), and hostile solutions fail without harming the run."""
 
+import shutil
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from azr_jax.evals import benchmarks as bm
 from azr_jax.evals import code_grading as cg
 from tests.evals import publisher_files as pf
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -21,62 +25,6 @@ def pool():
 def data(tmp_path_factory):
     d = pf.write_all(tmp_path_factory.mktemp("benchmarks"))
     return {name: bm.load(name, d) for name in bm.CODE_BENCHMARKS}
-
-
-@pytest.fixture(scope="module")
-def expected(pool, data):
-    return {n: cg.evalplus_expected(pool, data[n]) for n in ("humaneval_plus", "mbpp_plus")}
-
-
-def _evalplus(pool, data, expected, bench, solutions):
-    problems = data[bench]
-    candidates = [(i, solutions[p["id"]]) for i, p in enumerate(problems)]
-    return cg.grade_evalplus(pool, bench, problems, expected[bench], candidates)
-
-
-def test_reference_outputs_come_from_the_sandbox(expected, data):
-    he = expected["humaneval_plus"]
-    assert [ok for ok, _ in he[0]] == [True] * 6
-    assert [v for _, v in he[0]] == [False, True, False, False, True, False]
-    assert he[1][0] == (True, 1.0)
-    assert expected["mbpp_plus"][0][0] == (True, (4, 5))  # a tuple stays a tuple
-
-
-@pytest.mark.parametrize("bench", ["humaneval_plus", "mbpp_plus"])
-def test_evalplus_canonical_pass_wrong_fail(pool, data, expected, bench):
-    right = _evalplus(pool, data, expected, bench, pf.CANONICAL[bench])
-    assert all(r["plus"] and r["base"] for r in right), right
-    wrong = _evalplus(pool, data, expected, bench, pf.WRONG[bench])
-    assert not any(r["plus"] for r in wrong), wrong
-    if bench == "humaneval_plus":  # HumanEval/4's wrong answer is right on its base input
-        assert [r["base"] for r in wrong] == [False, True, False]
-        assert wrong[1]["verdict"].startswith("test 1: returned 0.0, expected 0.0666")
-
-
-def test_evalplus_float_tolerance(pool, data, expected):
-    close = "def mean_absolute_deviation(numbers):\n" + (
-        "    m = sum(numbers) / len(numbers)\n"
-        "    return sum(abs(x - m) for x in numbers) / len(numbers) + 1e-9\n"
-    )
-    far = close.replace("1e-9", "1e-4")
-    as_int = "def mean_absolute_deviation(numbers):\n    return 1\n"  # 1 == 1.0 on base only
-    problems = data["humaneval_plus"]
-    got = cg.grade_evalplus(
-        pool,
-        "humaneval_plus",
-        problems,
-        expected["humaneval_plus"],
-        [(1, close), (1, far), (1, as_int)],
-    )
-    assert [(g["base"], g["plus"]) for g in got] == [(True, True), (False, False), (True, False)]
-    # the rule by hand: atol 0 becomes 1e-6 for float outputs; same type and length needed
-    assert cg.evalplus_match(1.0 + 1e-7, 1.0, 0.0, None, [])
-    assert not cg.evalplus_match(1.0 + 1e-5, 1.0, 0.0, None, [])
-    assert cg.evalplus_match([1.0, 2.0 + 1e-4], [1.0, 2.0], 1e-3, None, [])
-    assert not cg.evalplus_match((1.0, 2.0), [1.0, 2.0 + 1e-9], 1e-3, None, [])
-    assert not cg.evalplus_match([1.0], [1.0, 2.0], 1e-3, None, [])
-    assert cg.evalplus_match(0.6666, None, 1e-6, "poly_root", [[2, -3]]) is False
-    assert cg.evalplus_match(2 / 3, None, 1e-6, "poly_root", [[2, -3]])
 
 
 def lcb_grade_stdio(prediction: str, gt: str) -> bool:
@@ -157,28 +105,6 @@ FORGE_RESULT = (  # writes a forged 'ok' result on the result pipe and exits
 )
 
 
-def test_hostile_evalplus_solutions_fail_harmlessly(pool, data, expected):
-    problems = data["humaneval_plus"]
-    hostile = [
-        "def has_close_elements(numbers, threshold):\n    while True:\n        pass\n",
-        ALWAYS_EQUAL + "def has_close_elements(numbers, threshold):\n    return Yes()\n",
-        ALWAYS_EQUAL + "def has_close_elements(numbers, threshold):\n    return YesInt(0)\n",
-        FORGE_RESULT.format(name="has_close_elements"),
-        "import sys\nsys.modules['os']._exit(0)\n",  # no result at all
-        "raise SystemExit(0)\n",
-    ]
-    got = cg.grade_evalplus(
-        pool, "humaneval_plus", problems, expected["humaneval_plus"], [(0, h) for h in hostile]
-    )
-    assert not any(g["plus"] or g["base"] for g in got), got
-    assert "timeout" in got[0]["verdict"]
-    assert "InvalidOutput" in got[1]["verdict"] and "InvalidOutput" in got[2]["verdict"]
-    assert "returned True, expected False" in got[3]["verdict"]
-    # the run goes on: the same pool still grades an honest solution right
-    again = _evalplus(pool, data, expected, "humaneval_plus", pf.CANONICAL["humaneval_plus"])
-    assert all(r["plus"] for r in again)
-
-
 def test_hostile_livecodebench_solutions_fail_harmlessly(pool, data):
     problems = data["livecodebench"]
     stdin_hostile = [
@@ -213,32 +139,6 @@ def test_code_benchmarks_refuse_a_training_pool():
             cg.check_code_pool(p)
 
 
-def test_failed_reference_runs_drop_tests_and_never_pass_vacuously(pool):
-    problem = {
-        "id": "X/0",
-        "prompt": "",
-        "entry_point": "g",
-        # a set output travels; a generator does not (its test is dropped); 0 raises
-        "canonical_solution": (
-            "def g(x):\n    if x == 1:\n        return (i for i in range(2))\n"
-            "    return {x, 1 / x}\n"
-        ),
-        "base_input": [[2], [1]],
-        "plus_input": [[0]],
-        "atol": 0.0,
-    }
-    expected = cg.evalplus_expected(pool, [problem])
-    assert [ok for ok, _ in expected[0]] == [True, False, False]
-    right = "def g(x):\n    return {x, 1 / x}\n"
-    got = cg.grade_evalplus(pool, "humaneval_plus", [problem], expected, [(0, right)])
-    assert got[0]["base"] and got[0]["dropped_tests"] == 2
-    assert not got[0]["plus"] and got[0]["verdict"] == "no plus test could be graded"
-    broken = dict(problem, canonical_solution="def g(x):\n    raise ValueError\n")
-    expected = cg.evalplus_expected(pool, [broken])
-    got = cg.grade_evalplus(pool, "humaneval_plus", [broken], expected, [(0, right)])
-    assert not got[0]["base"] and got[0]["verdict"] == "no base test could be graded"
-
-
 def test_py_source_round_trips_inputs():
     values = [[1, [2.5, "a"]], (1,), (), {1, 2}, set(), frozenset({3}), {"k": (1, 2)}, 1 + 2j]
     values += [float("inf"), [float("-inf")], (float("nan"),)]
@@ -247,26 +147,29 @@ def test_py_source_round_trips_inputs():
         assert type(back) is type(v) and repr(back) == repr(v)
 
 
-def test_mbpp_inputs_restored_by_evalplus_when_installed(monkeypatch, pool):
-    """With evalplus importable, its deserializer's tuples reach the programs (a stand-in module
-    here: the real one needs the package, not a dependency)."""
-    import sys
-    import types
-
-    fake = types.ModuleType("evalplus.data.mbpp")
-    fake.mbpp_deserialize_inputs = lambda task_id, inputs: [
-        [tuple(a) if isinstance(a, list) else a for a in args] for args in inputs
+def test_real_livecodebench_record_public_then_private(pool, tmp_path):
+    """Codeforces 1873A from LiveCodeBench's release (its compressed private tests as released):
+    hand-checked solutions, graded on public then private tests as LiveCodeBench's grader
+    does, line by line and case-sensitive (its `grade_stdio`)."""
+    shutil.copy(FIXTURES / "livecodebench-1873_A.jsonl", tmp_path / "livecodebench.jsonl")
+    (problem,) = bm.load("livecodebench", tmp_path)
+    assert problem["public"] == 1 and len(problem["tests"]) == 5  # 4 private, decoded
+    assert problem["func_name"] is None and problem["contest_date"].startswith("2023-08-21")
+    solve = (
+        "t = int(input())\nfor _ in range(t):\n    s = input().strip()\n"
+        "    wrong = sum(a != b for a, b in zip(s, 'abc'))\n"
+        "    print({answer})\n"
+    )
+    accepted = [
+        solve.format(answer="'YES' if wrong != 3 else 'NO'"),
+        solve.format(answer="('YES' if wrong != 3 else 'NO') + '  '"),  # trailing spaces
     ]
-    for name in ("evalplus", "evalplus.data"):
-        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    monkeypatch.setitem(sys.modules, "evalplus.data.mbpp", fake)
-    records = [dict(pf.MBPP_PLUS[0], id="Mbpp/2")]
-    assert bm.restore_mbpp_inputs(records)
-    assert records[0]["base_input"][0] == [(3, 4, 5, 6), (5, 7, 4, 10)]
-    kinds = "def similar_elements(a, b):\n    return [type(a).__name__, type(b).__name__]\n"
-    problem = dict(records[0], prompt="", canonical_solution=kinds, atol=0.0)
-    expected = cg.evalplus_expected(pool, [problem])
-    assert expected[0][0] == (True, ["tuple", "tuple"])
-    monkeypatch.setitem(sys.modules, "evalplus.data.mbpp", None)  # not installed
-    plain = [dict(pf.MBPP_PLUS[0], id="Mbpp/2")]
-    assert not bm.restore_mbpp_inputs(plain) and plain[0]["inputs_restored"] is False
+    rejected = [
+        solve.format(answer="'yes' if wrong != 3 else 'no'"),  # Codeforces takes it; LCB not
+        solve.format(answer="'YES' if wrong == 0 else 'NO'"),  # wrong on the public test
+        solve.replace("range(t)", "range(6)").format(answer="'YES' if wrong != 3 else 'NO'"),
+    ]
+    got = cg.grade_livecodebench(pool, [problem], [(0, c) for c in accepted + rejected])
+    assert [g["passed"] for g in got] == [True, True, False, False, False], got
+    assert got[3]["verdict"].startswith("test 0:")
+    assert got[4]["verdict"].startswith("test 1: error")  # right on public, reads past private 1

@@ -26,6 +26,17 @@ def test_markdown_table_layout():
     assert len(report.markdown_table({"one": BASE}).splitlines()) == 3  # no difference row
 
 
+def test_evaluated_table_says_what_each_row_graded():
+    graded = {**TRAINED, "humaneval_plus/n": 164, "humaneval_plus/skipped": 1,
+              "humaneval_plus/dropped_tests": 0, "humaneval_plus/file": "HumanEvalPlus.jsonl.gz",
+              "humaneval_plus/sha256": "272720b90ac375502c8ed23cd791c2a93dfb22a9"}  # fmt: skip
+    table = report.evaluated_table({"base": BASE, "trained": graded}).splitlines()
+    assert table[0] == "| Model | Benchmark | Problems | Skipped | Dropped tests | File | SHA-256 |"
+    assert table[2:] == [
+        "| trained | HEval+ | 164 | 1 | 0 | HumanEvalPlus.jsonl.gz | 272720b90ac3 |"
+    ]
+
+
 def test_comparison_png(tmp_path):
     path = report.plot_comparison({"base": BASE, "trained": TRAINED}, tmp_path / "x" / "c.png")
     data = path.read_bytes()

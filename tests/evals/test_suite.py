@@ -17,8 +17,13 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def benches(data_dir):
+def loaded(data_dir):
     return suite.load_suite(bm.PAPER_SUITE, data_dir)
+
+
+@pytest.fixture(scope="module")
+def benches(loaded):
+    return loaded[0]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +41,16 @@ def test_every_benchmark_scores_canonical_one_and_wrong_zero(benches, pool, tmp_
         assert summary[name] == score, (name, [v for v in verdicts if v["benchmark"] == name])
     for key in ("code_avg", "math_avg", "overall_avg"):
         assert summary[key] == score
+
+
+def test_summary_says_what_was_read(loaded, data_dir):
+    benches, files = loaded
+    summary = suite.summarize(benches, [], files=files)
+    assert summary["mbpp_plus/n"] == 2 and summary["mbpp_plus/skipped"] == 0
+    assert summary["mbpp_plus/file"] == "MbppPlus.jsonl"
+    assert summary["mbpp_plus/sha256"] == bm.file_sha256(data_dir / "MbppPlus.jsonl")
+    assert summary["mbpp_plus/dropped_tests"] == 0 and summary["mbpp_plus"] == 0.0
+    assert files["livecodebench"]["read"] == files["livecodebench"]["kept"] == 2
 
 
 def respond(answer: str) -> str:

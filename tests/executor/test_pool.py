@@ -58,6 +58,20 @@ def test_timeout_and_kill(pool):
     assert results[1].output_repr == "5"
 
 
+def test_a_job_may_set_a_shorter_limit(pool):
+    loop = "def f(x):\n    while True:\n        pass"
+    short, capped, ok = pool.run_many(
+        [
+            Job(loop, "1", timeout_s=0.25),
+            Job(loop, "1", timeout_s=60.0),
+            Job("def f(x):\n    return x", "5", timeout_s=0.5),
+        ]
+    )
+    assert short.status == "timeout" and 0.2 < short.seconds < 1.5  # the pool's limit is 2 s
+    assert capped.status == "timeout" and capped.seconds >= 1.9  # never above the pool's
+    assert ok.output_repr == "5"
+
+
 def test_layers_are_reported(pool):
     layers = pool.layers
     assert set(layers) == set(LAYER_NAMES)

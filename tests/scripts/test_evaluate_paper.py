@@ -64,6 +64,12 @@ def test_responses_score_the_paper_table(data_dir, tmp_path):
     assert lines[2].startswith("| base | 50.0 | - | - | 0.0 |")
     assert lines[3].startswith("| canonical | 100.0 | 100.0 | 100.0 | 100.0 |")
     assert lines[4].startswith("| difference | +50.0 | - | - | +100.0 |")
+    # what each row evaluated: the files' digests, skipped records and dropped tests
+    assert lines[6] == "| Model | Benchmark | Problems | Skipped | Dropped tests | File | SHA-256 |"
+    mbpp = next(x for x in lines if x.startswith("| canonical | MBPP+ |"))
+    assert mbpp.startswith("| canonical | MBPP+ | 2 | 0 | 0 | MbppPlus.jsonl | ")
+    assert summary["mbpp_plus/sha256"] == bm.file_sha256(data_dir / "MbppPlus.jsonl")
+    assert summary["mbpp_plus/skipped"] == 0 and summary["livecodebench/skipped"] == 0
     eval_dir = out / "eval"
     verdicts = [json.loads(x) for x in (eval_dir / "responses_canonical.paper.jsonl").open()]
     assert len(verdicts) == sum(len(v) for v in pf.CANONICAL.values())
