@@ -60,9 +60,13 @@ TPU_GENERATIONS = {
 # qwen2.5-coder-7b's train step on a v5e-8 asked for 16.3 GiB of 15.75 before the train step's
 # windowed einsums were turned off (sharding.TPU_COMPILER_OPTIONS); now 12.2, so a v5e-8 is its
 # smallest v5e slice (TPU_TUNING). llama-3.1-8b's v5e-8 programs have not been compiled.
+# qwen2.5-coder-14b on v4-16: 30.8 GiB of 31.75 with plain bfloat16 weights (2026-12-04); the
+# compensation bfloat16 weights need to train (rl.master_weights) adds ~0.9 x its 3.45 GiB a chip
+# (as it did to 7B on v4-8: 27.9 -> 31.0 for 3.54), ~33.8: an ESTIMATE, not compiled; a v4-32
+# holds float32 weights (no master needed).
 SMALLEST_TPU = {
     "llama-3.1-8b": {"v5e": "v5e-16"},
-    "qwen2.5-coder-14b": {"v4": "v4-16", "v5e": "v5e-32"},
+    "qwen2.5-coder-14b": {"v4": "v4-32", "v5e": "v5e-32"},
 }
 # What a model needs on a TPU slice beyond the defaults below, per scripts/compile_tpu.py:
 #   model.remat_offload     each layer's saved input in host memory (3 GiB a chip for a 7B model
@@ -71,26 +75,35 @@ SMALLEST_TPU = {
 #   sampling.weights        shards: decode from the train state's fsdp shards (a layer gathered
 #                           at a time) instead of a whole-weight copy per chip;
 #   model.param_dtype       bfloat16 where float32 weights would fit half a chip but leave too
-#                           little for one row's activations.
+#                           little for one row's activations;
+#   rl.master_weights       compensated: the Kahan sum (2 bytes a parameter) instead of the
+#                           default float32 master (4) that bfloat16 weights need to train,
+#                           where the master does not fit (compiled: 7B on v5e-8 17.1 GiB with
+#                           a master, 15.1 compensated; 7B on v4-8 31.0 compensated).
 TPU_TUNING = {
     # train step 15.9 GiB of 15.75 without offload; a sampler copy would be 7.5 of them
     ("qwen3-4b-base", "v5e-8"): {"model.remat_offload": True, "sampling.weights": "shards"},
     # the train step: 33.6 GiB of 31.75 with a float32 accumulator, 28.6 with bfloat16 (2026-12-02;
     # 30.0 since remat_offload's custom VJP, 3.1 GiB of it on the host)
+    # 27.9 at 86903b4; with the compensated sum 30.98 of 31.75 (2026-12-08, compiled)
     ("qwen2.5-coder-7b", "v4-8"): {
         "model.remat_offload": True,
         "rl.grad_accum_dtype": "bfloat16",
         "sampling.weights": "shards",
+        "rl.master_weights": "compensated",
     },
     ("qwen2.5-7b", "v4-8"): {
         "model.remat_offload": True,
         "rl.grad_accum_dtype": "bfloat16",
         "sampling.weights": "shards",
+        "rl.master_weights": "compensated",
     },
+    # 27.1 at 86903b4; with the compensated sum ~30.4 (an ESTIMATE from 7B's +3.1, not compiled)
     ("llama-3.1-8b", "v4-8"): {
         "model.remat_offload": True,
         "rl.grad_accum_dtype": "bfloat16",
         "sampling.weights": "shards",
+        "rl.master_weights": "compensated",
     },
     # the train step 12.2 GiB of 15.75, the engine's insert 7.6 + 3.5 resident, its chunk
     # 4.2 + 3.5 (2026-12-05; bfloat16 weights, as the 16 bytes/param rule picks on 8 chips)
@@ -107,16 +120,21 @@ TPU_TUNING = {
         "rl.master_weights": "compensated",
     },
     # float32 weights + AdamW would take 7.1 of a chip's 15.75 GiB: bfloat16, as on v5e-8
-    ("qwen2.5-coder-7b", "v5e-16"): {"model.remat_offload": True, "model.param_dtype": "bfloat16"},
-    ("qwen2.5-7b", "v5e-16"): {"model.remat_offload": True, "model.param_dtype": "bfloat16"},
-    ("llama-3.1-8b", "v5e-16"): {"model.remat_offload": True},
-    # the train step: 30.8 GiB of 31.75 (2026-12-04; 32.2 with the k/v bias gradients summed only
-    # at the end of the backward pass, >= 32.05 with the TPU compiler's windowed einsums on)
-    ("qwen2.5-coder-14b", "v4-16"): {
+    # (12.6 at 5fa457b with plain bfloat16 weights; a float32 master would add ~2.4: the
+    # compensated sum, ~1.5, not compiled)
+    ("qwen2.5-coder-7b", "v5e-16"): {
         "model.remat_offload": True,
-        "rl.grad_accum_dtype": "bfloat16",
-        "model.mlp_chunk": 1024,
+        "model.param_dtype": "bfloat16",
+        "rl.master_weights": "compensated",
     },
+    ("qwen2.5-7b", "v5e-16"): {
+        "model.remat_offload": True,
+        "model.param_dtype": "bfloat16",
+        "rl.master_weights": "compensated",
+    },
+    ("llama-3.1-8b", "v5e-16"): {"model.remat_offload": True, "rl.master_weights": "compensated"},
+    # (v4-16, refused since 2026-12-08: 30.8 GiB of 31.75 with plain bfloat16 weights and
+    # remat_offload, bfloat16 accumulation, mlp_chunk 1024; see SMALLEST_TPU)
     # 32 chips: float32 weights + AdamW would take 6.9 GiB a chip; bfloat16, as on v5e-16. The
     # train step: 9.3 GiB of 15.75 (2026-12-04; 17.2 with the TPU compiler's windowed einsums on,
     # whose q/k/v outputs took 0.31 GiB a layer: sharding.TPU_COMPILER_OPTIONS)

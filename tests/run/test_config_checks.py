@@ -143,8 +143,9 @@ def test_a_slice_too_small_for_a_model_names_the_one_to_use():
     for small in ("v5e-8", "v5e-16"):
         with pytest.raises(ValueError, match=rf"14b does not train on a {small}.*14b,v5e-32"):
             load("azr", f"qwen2.5-coder-14b,{small}")
-    with pytest.raises(ValueError, match=r"qwen2.5-coder-14b,v4-16"):
-        load("azr", "qwen2.5-coder-14b,v4-8")
+    for small in ("v4-8", "v4-16"):  # v4-16: 30.8 GiB before the compensation bfloat16 needs
+        with pytest.raises(ValueError, match=r"qwen2.5-coder-14b,v4-32"):
+            load("azr", f"qwen2.5-coder-14b,{small}")
     load("azr", "qwen2.5-coder-3b,v5e-8")  # the smallest slice where it fits
     with pytest.raises(ValueError, match=r"llama-3.1-8b does not train on a v5e-8.*v5e-16"):
         load("azr", "llama-3.1-8b,v5e-8")
