@@ -24,31 +24,35 @@ CRUX = Path(
 )
 
 
-def _run(script: str, *args: str) -> dict:
-    return _run_env({}, script, *args)
-
-
-def _run_env(extra_env: dict, script: str, *args: str) -> dict:
+def _script(script: str, *args: str, extra_env: dict | None = None):
+    """scripts/SCRIPT on the default config (one CPU device): the finished process."""
     env = dict(
         os.environ,
         XLA_FLAGS="--xla_force_host_platform_device_count=1",
         PYTHONPATH=str(ROOT),
-        **extra_env,
+        **(extra_env or {}),
     )
-    res = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             str(ROOT / "scripts" / script),
             f"--config={ROOT / 'configs' / 'default.py'}",
-            "--config.model.base=random",
-            *args,
-        ],
+        ]
+        + list(args),
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def _run(script: str, *args: str) -> dict:
+    return _run_env({}, script, *args)
+
+
+def _run_env(extra_env: dict, script: str, *args: str) -> dict:
+    res = _script(script, "--config.model.base=random", *args, extra_env=extra_env)
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -89,23 +93,11 @@ def test_evaluate_checkpoint_and_base_model(run_dir):
 
 
 def test_evaluate_missing_run_is_a_clear_error(tmp_path):
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONPATH=str(ROOT)
-    )
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "evaluate.py"),
-            f"--config={ROOT / 'configs' / 'default.py'}",
-            "--config.model.base=random",
-            f"--config.output_dir={tmp_path}",
-            f"--config.eval.cruxeval_path={_crux_file(tmp_path)}",
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    res = _script(
+        "evaluate.py",
+        "--config.model.base=random",
+        f"--config.output_dir={tmp_path}",
+        f"--config.eval.cruxeval_path={_crux_file(tmp_path)}",
     )
     assert res.returncode != 0 and "holds no run" in res.stderr
 
@@ -124,22 +116,7 @@ def _crux_file(tmp_path: Path) -> Path:
 def test_evaluate_with_nothing_to_evaluate_says_what_to_pass(run_dir):
     """The default has no evaluation file (none ships with the repository): a clear error
     naming the keys, before any weights load."""
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONPATH=str(ROOT)
-    )
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "evaluate.py"),
-            f"--config={ROOT / 'configs' / 'default.py'}",
-            f"--config.output_dir={run_dir}",
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = _script("evaluate.py", f"--config.output_dir={run_dir}")
     assert res.returncode != 0
     assert "nothing to evaluate: pass --config.eval.cruxeval_path=FILE" in res.stderr
 
