@@ -86,7 +86,7 @@ def load_cruxeval(path: str | Path, max_records: int = 0) -> list[dict[str, str]
     """Reads CRUXEval records (`code`, `input`, `output`, `id`, all strings) from a JSONL file.
 
     Args:
-      path: the JSONL file (the project reads `../shared/data/cruxeval/cruxeval_dev.jsonl`).
+      path: a CRUXEval-format JSONL file (CRUXEval's data/cruxeval.jsonl, or a held-out set).
       max_records: keep the first N records; 0 keeps all.
 
     Raises:

@@ -406,11 +406,23 @@ def make_engine(cfg, mesh, max_cache_length: int, config) -> Engine | None:
     )
 
 
+def log_hardware(config, mesh) -> None:
+    """One line: the host preset the config is sized for, and the devices the run has."""
+    h = config.get("hardware")
+    if h is None or not h.name or not dist.is_writer():
+        return
+    found = f"{mesh.devices.size} {jax.devices()[0].platform.upper()} devices"
+    wanted = f"{h.devices} {h.platform.upper()} devices"
+    note = " (hardware.allow_cpu: a deliberate CPU run)" if h.allow_cpu else ""
+    log.info("host preset %s: sized for %s, running on %s%s", h.name, wanted, found, note)
+
+
 def setup(config) -> Run:
     workdir = paths.run_path(config.output_dir)
     if dist.is_writer():
         write_config(workdir, json.loads(config.to_json_best_effort()))
     mesh = shd.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+    log_hardware(config, mesh)
     model_dir = base_model_dir(config)
     cfg = hf_io.load_config(
         model_dir,

@@ -11,20 +11,9 @@ import pytest
 from azr_jax.evals import benchmarks as bm
 from azr_jax.evals import code_grading as cg
 from tests.evals import publisher_files as pf
+from tests.evals.hostile import ALWAYS_EQUAL, FORGE_RESULT
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def pool():
-    with cg.code_pool(workers=2, test_timeout_s=1.5, memory_mb=512) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = pf.write_all(tmp_path_factory.mktemp("benchmarks"))
-    return {name: bm.load(name, d) for name in bm.CODE_BENCHMARKS}
+FIXTURES = Path(__file__).parent / "fixtures"  # the real release excerpts
 
 
 def lcb_grade_stdio(prediction: str, gt: str) -> bool:
@@ -87,22 +76,6 @@ def test_livecodebench_canonical_pass_wrong_fail(pool, data):
     assert [g["passed"] for g in wrong] == [False, False]
     assert wrong[0]["verdict"].startswith("test 1: returned [0, 1], expected [1, 2]")
     assert wrong[1]["verdict"] == "test 0: printed '3\\n'"
-
-
-ALWAYS_EQUAL = (
-    "class Yes:\n"
-    "    def __eq__(self, other):\n        return True\n"
-    "    def __ne__(self, other):\n        return False\n"
-    "class YesInt(int):\n"
-    "    def __eq__(self, other):\n        return True\n"
-)
-FORGE_RESULT = (  # writes a forged 'ok' result on the result pipe and exits
-    "import sys\n"
-    "os = sys.modules['os']\n"
-    "def {name}(*args):\n"
-    '    os.write(3, b\'{{"s": "ok", "o": "True"}}\')\n'
-    "    os._exit(0)\n"
-)
 
 
 def test_hostile_livecodebench_solutions_fail_harmlessly(pool, data):

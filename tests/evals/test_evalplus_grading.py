@@ -8,24 +8,12 @@ from pathlib import Path
 import pytest
 
 from azr_jax.evals import benchmarks as bm
-from azr_jax.evals import code_grading as cg
 from azr_jax.evals import evalplus_grading as eg
 from azr_jax.evals import evalplus_values
 from tests.evals import publisher_files as pf
+from tests.evals.hostile import ALWAYS_EQUAL, FORGE_RESULT
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def pool():
-    with cg.code_pool(workers=2, test_timeout_s=1.5, memory_mb=512) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = pf.write_all(tmp_path_factory.mktemp("benchmarks"))
-    return {name: bm.load(name, d) for name in bm.CODE_BENCHMARKS}
+FIXTURES = Path(__file__).parent / "fixtures"  # the real release excerpts
 
 
 @pytest.fixture(scope="module")
@@ -84,22 +72,6 @@ def test_evalplus_float_tolerance(pool, data, expected):
     assert not eg.evalplus_match([1.0], [1.0, 2.0], 1e-3, None, [])
     assert eg.evalplus_match(0.6666, None, 1e-6, "poly_root", [[2, -3]]) is False
     assert eg.evalplus_match(2 / 3, None, 1e-6, "poly_root", [[2, -3]])
-
-
-ALWAYS_EQUAL = (
-    "class Yes:\n"
-    "    def __eq__(self, other):\n        return True\n"
-    "    def __ne__(self, other):\n        return False\n"
-    "class YesInt(int):\n"
-    "    def __eq__(self, other):\n        return True\n"
-)
-FORGE_RESULT = (  # writes a forged 'ok' result on the result pipe and exits
-    "import sys\n"
-    "os = sys.modules['os']\n"
-    "def {name}(*args):\n"
-    '    os.write(3, b\'{{"s": "ok", "o": "True"}}\')\n'
-    "    os._exit(0)\n"
-)
 
 
 def test_hostile_evalplus_solutions_fail_harmlessly(pool, data, expected):

@@ -48,6 +48,11 @@ def _bucket_metrics(url: str) -> list[dict]:
     return records.read_metrics(f"{url}/metrics.jsonl")
 
 
+def _start(url: str, **popen) -> subprocess.Popen:
+    """The training command on `url`, started in the background."""
+    return subprocess.Popen(_cmd(url), env=_env(), cwd=ROOT, **popen)
+
+
 def _wait_for(url: str, proc: subprocess.Popen, timeout_s: float = 500) -> None:
     deadline = time.time() + timeout_s
     while not paths.run_path(url).exists():
@@ -78,14 +83,7 @@ def bucket_run(bucket, tmp_path_factory) -> str:
     first = _train(url, 2)
     assert first.returncode == 0, first.stderr[-3000:]
     assert [m["step"] for m in _bucket_metrics(url)] == [1, 2]
-    proc = subprocess.Popen(
-        _cmd(url),
-        env=_env(),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = _start(url, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     _wait_for(f"{url}/samples/step_000003.jsonl", proc)  # step 3 logged: killed in its save or 4
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -109,14 +107,7 @@ def test_bucket_run_trains_resumes_and_survives_kill_9(bucket_run, reference):
 
 def test_sigterm_saves_the_step_in_flight_then_resumes(bucket, reference):
     url = f"{bucket}/sigterm"
-    proc = subprocess.Popen(
-        _cmd(url),
-        env=_env(),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start(url, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(f"{url}/samples/step_000001.jsonl", proc)
     proc.send_signal(signal.SIGTERM)  # at the end of step 1 or inside step 2
     time.sleep(0.5)
